@@ -1,0 +1,13 @@
+// Package raftgroup runs the hashicorp/raft groups of a Shoal broker: the
+// metadata group and every WAL group.
+//
+// A broker has one cluster listener ([Mux]). Every Raft connection starts with
+// a short preamble naming its group, so one TCP port carries the traffic of
+// every group. [Open] opens a group's durable state (a raft-boltdb log and
+// stable store, file snapshots) with timeouts tuned for a LAN, and bootstraps
+// the group the first time it starts.
+//
+//	mux, _ := raftgroup.Listen("127.0.0.1:9093", logger)
+//	g, _ := raftgroup.Open(raftgroup.Config{Name: "wal-0", Dir: dir, NodeID: "1", Mux: mux}, fsm)
+//	defer g.Close()
+package raftgroup

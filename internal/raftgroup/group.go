@@ -1,0 +1,199 @@
+package raftgroup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+)
+
+// Peer is one initial voter of a group.
+type Peer struct {
+	ID      string // node id, e.g. "1"
+	Address string // cluster listener address, host:port
+}
+
+// Config describes one Raft group on this broker.
+type Config struct {
+	Name   string       // group name, unique on the cluster listener ("metadata", "wal-0")
+	Dir    string       // directory for the log store and snapshots
+	NodeID string       // this broker's node id
+	Mux    *Mux         // the broker's cluster listener
+	Peers  []Peer       // initial voters; empty means this node alone
+	Logger *slog.Logger // nil means slog.Default()
+
+	// KeepAllLogs disables log compaction after snapshots. The WAL keeps its
+	// entries until they are uploaded, because reads are served from them.
+	KeepAllLogs bool
+	// SnapshotThreshold is the number of entries between snapshots (0: raft's default).
+	SnapshotThreshold uint64
+}
+
+// Group is an open Raft group with its stores.
+type Group struct {
+	Raft *raft.Raft
+	// Logs is the group's log store, readable for entries the FSM indexed.
+	Logs raft.LogStore
+
+	bolt      *raftboltdb.BoltStore
+	transport raft.Transport
+}
+
+// DefaultRaftConfig returns raft settings tuned for brokers on one LAN.
+func DefaultRaftConfig(nodeID string) *raft.Config {
+	c := raft.DefaultConfig()
+	c.LocalID = raft.ServerID(nodeID)
+	c.HeartbeatTimeout = 500 * time.Millisecond
+	c.ElectionTimeout = 500 * time.Millisecond
+	c.LeaderLeaseTimeout = 250 * time.Millisecond
+	c.CommitTimeout = 5 * time.Millisecond
+	c.MaxAppendEntries = 256
+	c.BatchApplyCh = true
+	return c
+}
+
+// Open opens (and on first start bootstraps) a Raft group driving fsm.
+func Open(cfg Config, fsm raft.FSM) (*Group, error) {
+	if cfg.Mux == nil {
+		return nil, errors.New("raftgroup: config has no Mux")
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("raftgroup %s: create dir: %w", cfg.Name, err)
+	}
+	bolt, err := raftboltdb.New(raftboltdb.Options{
+		Path: filepath.Join(cfg.Dir, "raft.db"),
+		// Fail fast when another process holds the file, instead of hanging.
+		BoltOptions: &bbolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("raftgroup %s: open log store %s: %w", cfg.Name, cfg.Dir, err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, newHCLogger("raft-snap-"+cfg.Name, logger))
+	if err != nil {
+		bolt.Close()
+		return nil, fmt.Errorf("raftgroup %s: open snapshot store: %w", cfg.Name, err)
+	}
+	transport, err := cfg.Mux.Transport(cfg.Name, logger)
+	if err != nil {
+		bolt.Close()
+		return nil, err
+	}
+	rc := DefaultRaftConfig(cfg.NodeID)
+	rc.Logger = newHCLogger("raft-"+cfg.Name, logger)
+	if cfg.KeepAllLogs {
+		rc.TrailingLogs = math.MaxUint64
+	}
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	g := &Group{Logs: bolt, bolt: bolt, transport: transport}
+	existing, err := raft.HasExistingState(bolt, bolt, snaps)
+	if err != nil {
+		g.closeStores()
+		return nil, fmt.Errorf("raftgroup %s: inspect state: %w", cfg.Name, err)
+	}
+	r, err := raft.NewRaft(rc, fsm, bolt, bolt, snaps, transport)
+	if err != nil {
+		g.closeStores()
+		return nil, fmt.Errorf("raftgroup %s: start raft: %w", cfg.Name, err)
+	}
+	g.Raft = r
+	if !existing {
+		if err := r.BootstrapCluster(bootstrapConfig(cfg, transport)).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			g.Close()
+			return nil, fmt.Errorf("raftgroup %s: bootstrap: %w", cfg.Name, err)
+		}
+	}
+	return g, nil
+}
+
+func bootstrapConfig(cfg Config, t raft.Transport) raft.Configuration {
+	if len(cfg.Peers) == 0 {
+		return raft.Configuration{Servers: []raft.Server{{
+			ID: raft.ServerID(cfg.NodeID), Address: t.LocalAddr(), Suffrage: raft.Voter,
+		}}}
+	}
+	var c raft.Configuration
+	for _, p := range cfg.Peers {
+		c.Servers = append(c.Servers, raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Address), Suffrage: raft.Voter})
+	}
+	return c
+}
+
+// WaitLeader blocks until the group has a leader or ctx ends.
+func (g *Group) WaitLeader(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if addr, _ := g.Raft.LeaderWithID(); addr != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("raftgroup: waiting for a leader: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// IsLeader reports whether this node leads the group.
+func (g *Group) IsLeader() bool { return g.Raft.State() == raft.Leader }
+
+// Close shuts Raft down and closes the stores.
+func (g *Group) Close() error {
+	var err error
+	if g.Raft != nil {
+		err = g.Raft.Shutdown().Error()
+	}
+	return errors.Join(err, g.closeStores())
+}
+
+func (g *Group) closeStores() error {
+	var errs []error
+	if c, ok := g.transport.(io.Closer); ok {
+		errs = append(errs, c.Close())
+	}
+	errs = append(errs, g.bolt.Close())
+	return errors.Join(errs...)
+}
+
+// newHCLogger adapts raft's hclog output to slog: warnings and errors only,
+// since raft is chatty at info level.
+func newHCLogger(name string, logger *slog.Logger) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:   name,
+		Level:  hclog.Warn,
+		Output: slogWriter{logger: logger, name: name},
+	})
+}
+
+// slogWriter turns hclog's formatted lines into slog records.
+type slogWriter struct {
+	logger *slog.Logger
+	name   string
+}
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelWarn
+	if strings.Contains(line, "[ERROR]") {
+		level = slog.LevelError
+	}
+	w.logger.Log(context.Background(), level, line, "component", w.name)
+	return len(p), nil
+}
