@@ -50,6 +50,10 @@ var xerialHeader = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
 
 const xerialBlocksStart = 16
 
+// zstdMinMemory is the least memory a zstd decode may use: the 8 MiB window
+// of zstd levels up to 19 when the encoder did not know the input size.
+const zstdMinMemory = 8 << 20
+
 var (
 	zstdEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
 		return zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
@@ -110,7 +114,9 @@ func Compress(c Codec, src []byte) ([]byte, error) {
 // ErrDecompressedTooLarge, so a small "bomb" cannot make it allocate much
 // more than maxSize. Snappy input may be raw or xerial-framed. Undecodable
 // input returns ErrCorruptBatch; codecs other than the five Kafka defines
-// return ErrUnsupportedCodec. CodecNone returns src itself.
+// return ErrUnsupportedCodec. CodecNone returns src itself. A zstd frame
+// declaring a window larger than max(maxSize, 8 MiB) is refused with
+// ErrDecompressedTooLarge (zstd levels 20-22 with an unknown input size).
 func Decompress(c Codec, src []byte, maxSize int) ([]byte, error) {
 	var (
 		out []byte
@@ -218,7 +224,11 @@ func decompressZstd(src []byte, maxSize int) ([]byte, error) {
 		return nil, fmt.Errorf("new zstd decoder: %v", v)
 	}
 	defer zstdDecoders.Put(d)
-	if err := d.ResetWithOptions(nil, zstd.WithDecoderMaxMemory(uint64(max(maxSize, 1)))); err != nil {
+	// The decoder's memory limit also caps the window a frame may declare,
+	// so it cannot be smaller than what zstd levels 1-19 use; the result is
+	// checked against maxSize below.
+	limit := uint64(max(maxSize, zstdMinMemory))
+	if err := d.ResetWithOptions(nil, zstd.WithDecoderMaxMemory(limit)); err != nil {
 		return nil, fmt.Errorf("zstd decoder: %w", err)
 	}
 	out, err := d.DecodeAll(src, nil)
