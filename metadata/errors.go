@@ -1,0 +1,36 @@
+package metadata
+
+import "errors"
+
+// Sentinel errors. Callers test them with errors.Is; the broker maps them to
+// Kafka error codes.
+var (
+	// ErrTopicExists is returned when a topic of that name already exists.
+	ErrTopicExists = errors.New("metadata: topic already exists")
+	// ErrUnknownTopic is returned for an operation on a topic that does not exist.
+	ErrUnknownTopic = errors.New("metadata: unknown topic")
+	// ErrInvalidTopicName is returned for a name outside Kafka's rules, or one
+	// that collides with an existing topic once '.' and '_' are treated alike.
+	ErrInvalidTopicName = errors.New("metadata: invalid topic name")
+	// ErrInvalidPartitions is returned for a partition count out of range, or a
+	// CreatePartitions that does not grow the topic.
+	ErrInvalidPartitions = errors.New("metadata: invalid partition count")
+	// ErrInvalidReplicationFactor is returned for a replication factor below 1
+	// (other than -1, which asks for the default).
+	ErrInvalidReplicationFactor = errors.New("metadata: invalid replication factor")
+	// ErrInvalidConfig is returned for an unknown topic config key or a value
+	// its definition rejects; the error names the key.
+	ErrInvalidConfig = errors.New("metadata: invalid config")
+	// ErrInvalidRequest is returned for other arguments out of range (a broker
+	// registration without host, a producer id block of size 0).
+	ErrInvalidRequest = errors.New("metadata: invalid request")
+	// ErrInvalidCommand is returned when a log entry or snapshot does not
+	// decode to a well-formed command or image.
+	ErrInvalidCommand = errors.New("metadata: invalid command")
+	// ErrNotLeader is returned by writes on a node that does not lead the
+	// metadata group, or that lost leadership while the write was in flight
+	// (the write may then still commit).
+	ErrNotLeader = errors.New("metadata: not the leader")
+	// ErrClosed is returned by a Store after Close.
+	ErrClosed = errors.New("metadata: closed")
+)

@@ -1,0 +1,203 @@
+package metadata
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+)
+
+// fsm is the metadata group's raft.FSM. Raft calls Apply, ApplyBatch,
+// Snapshot and Restore from its one FSM goroutine; readers load the image
+// concurrently through the atomic pointer.
+type fsm struct {
+	logger *slog.Logger
+	image  atomic.Pointer[Image]
+	mu     struct {
+		sync.Mutex
+		changed chan struct{} // closed when the image is next replaced
+	}
+}
+
+var _ raft.BatchingFSM = (*fsm)(nil)
+
+func newFSM(logger *slog.Logger) *fsm {
+	f := &fsm{logger: logger}
+	f.image.Store(emptyImage())
+	f.mu.changed = make(chan struct{})
+	return f
+}
+
+// current returns the published image.
+func (f *fsm) current() *Image { return f.image.Load() }
+
+// changed returns the channel closed at the next publish.
+func (f *fsm) changed() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mu.changed
+}
+
+// publish makes im the current image and wakes the watchers. The image is
+// stored before the channel closes, so a watcher that takes the channel and
+// then the image never misses a change.
+func (f *fsm) publish(im *Image) {
+	f.image.Store(im)
+	f.mu.Lock()
+	close(f.mu.changed)
+	f.mu.changed = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// Apply applies one committed log entry.
+func (f *fsm) Apply(l *raft.Log) any {
+	next, resp := f.applyLog(f.current(), l)
+	if next != nil {
+		f.publish(next)
+	}
+	return resp
+}
+
+// ApplyBatch applies committed entries in order and publishes one image for
+// the whole batch.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	im := f.current()
+	changed := false
+	resps := make([]any, len(logs))
+	for i, l := range logs {
+		next, resp := f.applyLog(im, l)
+		if next != nil {
+			im, changed = next, true
+		}
+		resps[i] = resp
+	}
+	if changed {
+		f.publish(im)
+	}
+	return resps
+}
+
+func (f *fsm) applyLog(im *Image, l *raft.Log) (*Image, any) {
+	if l.Type != raft.LogCommand {
+		return nil, nil
+	}
+	c, err := DecodeCommand(l.Data)
+	if err != nil {
+		// A committed entry that does not decode was written by a broken or
+		// newer proposer. Every replica rejects it alike, so the images agree.
+		f.logger.Error("metadata: undecodable log entry", "index", l.Index, "err", err)
+		return nil, err
+	}
+	return im.apply(c, l.Index)
+}
+
+// snapshotVersion is the version of the snapshot format written by Persist.
+const snapshotVersion = 1
+
+// snapshotData is the serialised image.
+type snapshotData struct {
+	Version        int      `json:"version"`
+	ClusterID      string   `json:"cluster_id"`
+	Brokers        []Broker `json:"brokers"`
+	Topics         []*Topic `json:"topics"`
+	NextStreamID   uint64   `json:"next_stream_id"`
+	NextProducerID int64    `json:"next_producer_id"`
+	Index          uint64   `json:"index"`
+}
+
+// Snapshot captures the current image; Persist may run concurrently with
+// later applies because the image is immutable.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	return fsmSnapshot{im: f.current()}, nil
+}
+
+// Restore replaces the image with a persisted one.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	im, err := decodeSnapshot(rc)
+	if err != nil {
+		return err
+	}
+	f.publish(im)
+	return nil
+}
+
+type fsmSnapshot struct{ im *Image }
+
+// Persist writes the image as JSON.
+func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := encodeSnapshot(sink, s.im); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+// Release has nothing to free.
+func (fsmSnapshot) Release() {}
+
+func encodeSnapshot(w io.Writer, im *Image) error {
+	d := snapshotData{
+		Version:        snapshotVersion,
+		ClusterID:      im.ClusterID,
+		Brokers:        im.SortedBrokers(),
+		NextStreamID:   im.NextStreamID,
+		NextProducerID: im.NextProducerID,
+		Index:          im.Index,
+	}
+	for _, name := range im.SortedTopicNames() {
+		d.Topics = append(d.Topics, im.Topics[name])
+	}
+	if err := json.NewEncoder(w).Encode(&d); err != nil {
+		return fmt.Errorf("metadata: write snapshot: %w", err)
+	}
+	return nil
+}
+
+func decodeSnapshot(r io.Reader) (*Image, error) {
+	var d snapshotData
+	if err := json.NewDecoder(r).Decode(&d); err != nil {
+		return nil, fmt.Errorf("%w: snapshot: %w", ErrInvalidCommand, err)
+	}
+	if d.Version != snapshotVersion {
+		return nil, fmt.Errorf("%w: snapshot version %d, want %d", ErrInvalidCommand, d.Version, snapshotVersion)
+	}
+	im := emptyImage()
+	im.ClusterID, im.NextStreamID, im.NextProducerID, im.Index = d.ClusterID, d.NextStreamID, d.NextProducerID, d.Index
+	for _, b := range d.Brokers {
+		im.Brokers[b.ID] = b
+	}
+	for _, t := range d.Topics {
+		if err := checkSnapshotTopic(im, t); err != nil {
+			return nil, err
+		}
+		if t.Configs == nil {
+			t.Configs = map[string]string{}
+		}
+		im.putTopic(t)
+	}
+	return im, nil
+}
+
+// checkSnapshotTopic rejects a topic that would break the image's invariants.
+func checkSnapshotTopic(im *Image, t *Topic) error {
+	if t == nil || t.Name == "" || t.ID.IsZero() {
+		return fmt.Errorf("%w: snapshot holds a topic without name or id", ErrInvalidCommand)
+	}
+	if _, ok := im.Topics[t.Name]; ok {
+		return fmt.Errorf("%w: snapshot holds topic %s twice", ErrInvalidCommand, t.Name)
+	}
+	if _, ok := im.TopicsByID[t.ID]; ok {
+		return fmt.Errorf("%w: snapshot holds topic id %s twice", ErrInvalidCommand, t.ID)
+	}
+	for i, p := range t.Partitions {
+		if p.Index != int32(i) || p.Stream == 0 || p.Stream >= im.NextStreamID {
+			return fmt.Errorf("%w: snapshot topic %s partition %d is inconsistent", ErrInvalidCommand, t.Name, i)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,257 @@
+package metadata
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/shoal-io/shoal/internal/raftgroup"
+)
+
+// GroupName is the name of the metadata Raft group on the cluster listener.
+const GroupName = "metadata"
+
+// DefaultApplyTimeout bounds a write when Config.ApplyTimeout is zero.
+const DefaultApplyTimeout = 10 * time.Second
+
+// Config configures a Store.
+type Config struct {
+	Dir    string         // Raft log, stable store and snapshots of the metadata group
+	NodeID string         // this broker's node id in the group
+	Mux    *raftgroup.Mux // the broker's cluster listener; the caller owns and closes it
+	Peers  []raftgroup.Peer
+	Logger *slog.Logger // nil: slog.Default()
+	// ApplyTimeout bounds each write (0: DefaultApplyTimeout); a shorter
+	// context deadline wins.
+	ApplyTimeout time.Duration
+	// DefaultPartitions replaces a TopicSpec partition count of -1 (0: 1).
+	DefaultPartitions int32
+	// DefaultReplicationFactor replaces a TopicSpec replication factor of -1 (0: 1).
+	DefaultReplicationFactor int16
+}
+
+// Store is the cluster metadata of one broker: a replica of the metadata Raft
+// group and the image it applies. Reads (Image) are lock-free; writes go
+// through Raft on the leader.
+type Store struct {
+	cfg    Config
+	logger *slog.Logger
+	fsm    *fsm
+	group  *raftgroup.Group
+	raft   *raft.Raft
+	closed atomic.Bool
+}
+
+// Open opens the metadata group in cfg.Dir (bootstrapping it on first start),
+// waits for a leader and for the cluster to be initialised: on a fresh
+// cluster the leader sets a random ClusterID exactly once. A follower waits
+// until it has applied the cluster id. ctx bounds the wait.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	switch {
+	case cfg.Dir == "":
+		return nil, fmt.Errorf("%w: config has no Dir", ErrInvalidRequest)
+	case cfg.NodeID == "":
+		return nil, fmt.Errorf("%w: config has no NodeID", ErrInvalidRequest)
+	case cfg.Mux == nil:
+		return nil, fmt.Errorf("%w: config has no Mux", ErrInvalidRequest)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ApplyTimeout <= 0 {
+		cfg.ApplyTimeout = DefaultApplyTimeout
+	}
+	if cfg.DefaultPartitions <= 0 {
+		cfg.DefaultPartitions = 1
+	}
+	if cfg.DefaultReplicationFactor <= 0 {
+		cfg.DefaultReplicationFactor = 1
+	}
+	s := &Store{cfg: cfg, logger: cfg.Logger.With("component", "metadata"), fsm: newFSM(cfg.Logger)}
+	g, err := raftgroup.Open(raftgroup.Config{
+		Name: GroupName, Dir: cfg.Dir, NodeID: cfg.NodeID, Mux: cfg.Mux, Peers: cfg.Peers, Logger: cfg.Logger,
+	}, s.fsm)
+	if err != nil {
+		return nil, fmt.Errorf("metadata: open: %w", err)
+	}
+	s.group, s.raft = g, g.Raft
+	if err := s.waitReady(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("metadata: open: %w", err)
+	}
+	return s, nil
+}
+
+// waitReady waits until the image has a cluster id. The leader first waits
+// for every earlier entry to apply (Barrier), then proposes the id if none is
+// set; InitCluster is a no-op when applied to an initialised image, so two
+// leaders racing still set it once.
+func (s *Store) waitReady(ctx context.Context) error {
+	if err := s.group.WaitLeader(ctx); err != nil {
+		return err
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		changed := s.fsm.changed()
+		if s.fsm.current().ClusterID != "" {
+			return nil
+		}
+		if s.IsLeader() {
+			if err := s.initCluster(ctx); err != nil && !errors.Is(err, ErrNotLeader) {
+				return err
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the cluster id: %w", ctx.Err())
+		case <-changed:
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Store) initCluster(ctx context.Context) error {
+	timeout := s.applyTimeout(ctx)
+	if timeout <= 0 {
+		return ctx.Err()
+	}
+	if err := s.raft.Barrier(timeout).Error(); err != nil {
+		return mapRaftError(err)
+	}
+	if s.fsm.current().ClusterID != "" {
+		return nil
+	}
+	_, err := s.propose(ctx, InitClusterCmd{ClusterID: newClusterID()})
+	return err
+}
+
+// Close shuts the Store's Raft replica down. The Mux stays open. Close is
+// idempotent; writes after Close return ErrClosed.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	if err := s.group.Close(); err != nil {
+		return fmt.Errorf("metadata: close: %w", err)
+	}
+	return nil
+}
+
+// Image returns the current image; never nil. The image never changes; a
+// write publishes a new one.
+func (s *Store) Image() *Image { return s.fsm.current() }
+
+// Changed returns a channel that is closed when the image is next replaced.
+// Take the channel before reading Image to never miss a change:
+//
+//	for {
+//		ch := s.Changed()
+//		use(s.Image())
+//		select { case <-ch: case <-ctx.Done(): return }
+//	}
+//
+// Close does not close the channel; watchers also wait on their own context.
+func (s *Store) Changed() <-chan struct{} { return s.fsm.changed() }
+
+// IsLeader reports whether this node leads the metadata group.
+func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// LeaderID returns the node id of the group's current leader, or "" while
+// there is none.
+func (s *Store) LeaderID() string {
+	_, id := s.raft.LeaderWithID()
+	return string(id)
+}
+
+// applyTimeout is the time a write may take: the configured timeout, or less
+// when ctx has an earlier deadline.
+func (s *Store) applyTimeout(ctx context.Context) time.Duration {
+	timeout := s.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	return timeout
+}
+
+// propose replicates c and returns the FSM's result. The wait is bounded by
+// the apply timeout and ctx's deadline (a cancellation without deadline is
+// seen only before the proposal is sent).
+func (s *Store) propose(ctx context.Context, c Command) (any, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if !s.IsLeader() {
+		return nil, ErrNotLeader
+	}
+	data, err := EncodeCommand(c)
+	if err != nil {
+		return nil, err
+	}
+	timeout := s.applyTimeout(ctx)
+	if timeout <= 0 {
+		return nil, context.DeadlineExceeded
+	}
+	f := s.raft.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.Type(), mapRaftError(err))
+	}
+	if err, ok := f.Response().(error); ok {
+		return nil, err
+	}
+	return f.Response(), nil
+}
+
+// mapRaftError turns raft's errors into this package's sentinels, keeping
+// raft's error in the chain.
+func mapRaftError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return fmt.Errorf("%w: %w", ErrNotLeader, err)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return fmt.Errorf("metadata: raft: %w", err)
+}
+
+// newClusterID returns 16 random bytes in URL-safe base64 without padding,
+// the form of Kafka's cluster ids.
+func newClusterID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// newTopicID returns a random version-4 UUID that is not in use in im.
+func newTopicID(im *Image) TopicID {
+	for {
+		var id TopicID
+		rand.Read(id[:])
+		id[6] = id[6]&0x0f | 0x40 // version 4
+		id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
+		if _, used := im.TopicsByID[id]; !used {
+			return id
+		}
+	}
+}
+
+// cloneGroups returns groups, or {0} when empty.
+func cloneGroups(groups []uint32) []uint32 {
+	if len(groups) == 0 {
+		return []uint32{0}
+	}
+	return slices.Clone(groups)
+}
