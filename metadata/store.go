@@ -123,7 +123,7 @@ func (s *Store) waitReady(ctx context.Context) error {
 func (s *Store) initCluster(ctx context.Context) error {
 	timeout := s.applyTimeout(ctx)
 	if timeout <= 0 {
-		return ctx.Err()
+		return context.DeadlineExceeded
 	}
 	if err := s.raft.Barrier(timeout).Error(); err != nil {
 		return mapRaftError(err)

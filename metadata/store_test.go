@@ -440,3 +440,30 @@ func TestStoreThreeVoters(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenFails(t *testing.T) {
+	t.Parallel()
+	n := newTestNode(t, "1")
+	for _, cfg := range []Config{
+		{NodeID: "1", Mux: n.mux},
+		{Dir: n.dir, Mux: n.mux},
+		{Dir: n.dir, NodeID: "1"},
+	} {
+		if _, err := Open(t.Context(), cfg); !errors.Is(err, ErrInvalidRequest) {
+			t.Errorf("Open(%+v) = %v, want ErrInvalidRequest", cfg, err)
+		}
+	}
+	// A voter whose peers never start cannot elect a leader: Open gives up
+	// when ctx ends and releases the group, so it can be opened again.
+	n.peers = []raftgroup.Peer{{ID: "1", Address: n.mux.Addr().String()}, {ID: "2", Address: "127.0.0.1:1"}, {ID: "3", Address: "127.0.0.1:2"}}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := Open(ctx, Config{Dir: n.dir, NodeID: "1", Mux: n.mux, Peers: n.peers, Logger: discardLogger()}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Open without quorum = %v, want DeadlineExceeded", err)
+	}
+	ctx, cancel = context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := Open(ctx, Config{Dir: n.dir, NodeID: "1", Mux: n.mux, Peers: n.peers, Logger: discardLogger()}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second Open without quorum = %v, want DeadlineExceeded", err)
+	}
+}
