@@ -1,0 +1,198 @@
+package broker
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/shoal-io/shoal/metadata"
+	"github.com/shoal-io/shoal/protocol"
+	"github.com/shoal-io/shoal/wal"
+)
+
+// Produce: v3-13
+//
+// Behavior:
+// * acks=-1 and acks=1 both wait for the WAL's Raft commit; acks=0 sends no
+//   response, and a partition error then closes the connection (as Kafka
+//   does, so the client refreshes its metadata)
+// * other acks values: INVALID_REQUIRED_ACKS on every partition
+// * each partition must hold exactly one magic-2 batch (INVALID_RECORD
+//   otherwise, as Kafka's validator); the batch is checked by
+//   protocol.SplitBatches: bad CRC or lengths CORRUPT_MESSAGE, magic 0/1
+//   UNSUPPORTED_FOR_MESSAGE_FORMAT, bad records INVALID_RECORD
+// * a batch larger than the topic's max.message.bytes: MESSAGE_TOO_LARGE
+// * transactions are not supported: a request with a TransactionID or a
+//   transactional batch gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED (what
+//   Kafka answers a client it does not allow transactions); control batches
+//   INVALID_RECORD
+// * batches are submitted to the WAL in request order before the reader
+//   moves on, so pipelined requests of an idempotent producer keep their
+//   order; the commits are then waited for concurrently with later requests
+// * a retried idempotent batch gets its original base offset and no error;
+//   a sequence gap OUT_OF_ORDER_SEQUENCE_NUMBER; an old producer epoch
+//   INVALID_PRODUCER_EPOCH; a group that is not led here
+//   NOT_LEADER_OR_FOLLOWER
+// * TimeoutMillis bounds the wait for the commit (REQUEST_TIMED_OUT; the
+//   write may still commit, and a retry is then detected as a duplicate);
+//   0 or less leaves the WAL's own commit timeout in charge
+// * LogAppendTime is always -1: message.timestamp.type=LogAppendTime is not
+//   applied yet
+//
+// Version notes:
+// * v3: record batches (magic 2), TransactionID
+// * v5: LogStartOffset in the response
+// * v7: zstd allowed (UNSUPPORTED_COMPRESSION_TYPE before)
+// * v8: ErrorMessage (no per-record errors are produced)
+// * v9: flexible
+// * v13: topics by id (UNKNOWN_TOPIC_ID)
+
+// defaultMaxMessageBytes is Kafka's max.message.bytes default.
+const defaultMaxMessageBytes = 1048588
+
+// pendingProduce is a submitted partition waiting for its commit.
+type pendingProduce struct {
+	rp     *kmsg.ProduceResponseTopicPartition
+	append *wal.Append
+	group  *wal.Group
+	stream uint64
+}
+
+func (b *Broker) handleProduce(ctx context.Context, r *request) (kmsg.Response, error) {
+	req := r.req.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	var reqErr error
+	switch {
+	case req.Acks != -1 && req.Acks != 0 && req.Acks != 1:
+		reqErr = errInvalidRequiredAcks
+	case req.TransactionID != nil:
+		reqErr = errTransactions
+	}
+	im := b.meta.Image()
+	var (
+		pending  []pendingProduce
+		rejected error // the first partition refused before submitting
+	)
+	resp.Topics = make([]kmsg.ProduceResponseTopic, 0, len(req.Topics))
+	for _, rt := range req.Topics {
+		st := kmsg.NewProduceResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		byID := req.Version >= 13
+		var topic *metadata.Topic
+		if byID {
+			topic = topicByID(im, rt.TopicID)
+		} else {
+			topic = im.Topics[rt.Topic]
+		}
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for i, rp := range rt.Partitions {
+			sp := &st.Partitions[i]
+			sp.Default()
+			sp.Partition = rp.Partition
+			err := reqErr
+			var part partition
+			var batch []byte
+			if err == nil && topic == nil {
+				err = topicLookupErr(byID)
+			}
+			if err == nil {
+				part, err = b.partitionOf(topic, rp.Partition)
+			}
+			if err == nil {
+				batch, err = validateProduceBatch(req.Version, topic, rp.Records)
+			}
+			if err != nil {
+				b.setProduceErr(req.Version, sp, err)
+				rejected = cmp.Or(rejected, err)
+				continue
+			}
+			pending = append(pending, pendingProduce{
+				rp: sp, group: part.group, stream: part.stream(),
+				append: part.group.Submit(ctx, part.stream(), [][]byte{batch}),
+			})
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	r.release() // everything is submitted: the next request may start
+	failed := b.awaitProduce(ctx, req, pending)
+	if ctx.Err() != nil {
+		return nil, ctx.Err() // the connection is closing
+	}
+	if req.Acks == 0 {
+		return nil, cmp.Or(rejected, failed)
+	}
+	return resp, nil
+}
+
+// awaitProduce waits for the commits and fills in the partition results.
+// It returns the first partition error (acks=0 closes the connection on it).
+func (b *Broker) awaitProduce(ctx context.Context, req *kmsg.ProduceRequest, pending []pendingProduce) error {
+	var failed error
+	if len(pending) == 0 {
+		return nil
+	}
+	wctx := ctx
+	if req.TimeoutMillis > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMillis)*time.Millisecond)
+		defer cancel()
+	}
+	for _, p := range pending {
+		res, err := p.append.Wait(wctx)
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				err = fmt.Errorf("%w: no commit within %d ms", errTimeout, req.TimeoutMillis)
+			}
+			b.setProduceErr(req.Version, p.rp, err)
+			if failed == nil {
+				failed = err
+			}
+			continue
+		}
+		p.rp.BaseOffset = res.BaseOffset
+		p.rp.LogStartOffset, _ = p.group.Offsets(p.stream)
+	}
+	return failed
+}
+
+// setProduceErr fills a failed partition result.
+func (b *Broker) setProduceErr(version int16, rp *kmsg.ProduceResponseTopicPartition, err error) {
+	rp.ErrorCode = errCode(err)
+	rp.BaseOffset = -1
+	rp.LogStartOffset = -1
+	if version >= 8 {
+		rp.ErrorMessage = errMessage(err)
+	}
+	if isUnknownCode(rp.ErrorCode) {
+		b.logger.Warn("produce failed", "partition", rp.Partition, "err", err)
+	}
+}
+
+// validateProduceBatch checks one partition's record set and returns its
+// single batch.
+func validateProduceBatch(version int16, t *metadata.Topic, records []byte) ([]byte, error) {
+	batches, hdrs, err := protocol.SplitBatches(records)
+	if err != nil {
+		return nil, err
+	}
+	if len(batches) != 1 {
+		return nil, fmt.Errorf("%w: got %d", errOneBatch, len(batches))
+	}
+	h := hdrs[0]
+	switch {
+	case h.IsControl():
+		return nil, errControlBatch
+	case h.IsTransactional():
+		return nil, errTransactions
+	case h.Codec() == protocol.CodecZstd && version < 7:
+		return nil, errZstdVersion
+	}
+	if max := intConfig(t, "max.message.bytes", defaultMaxMessageBytes); int64(len(batches[0])) > max {
+		return nil, fmt.Errorf("%w: %d bytes, max.message.bytes is %d", errMessageTooLarge, len(batches[0]), max)
+	}
+	return batches[0], nil
+}

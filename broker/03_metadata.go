@@ -1,0 +1,134 @@
+package broker
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/shoal-io/shoal/metadata"
+)
+
+// Metadata: v0-13
+//
+// Behavior:
+// * brokers are the registered brokers; the controller is the metadata
+//   group's leader
+// * a partition's leader is its WAL group's Raft leader, its leader epoch
+//   the group's Raft term; replicas and ISR list the leader (the WAL group's
+//   replication is not expressed as Kafka replicas); a group without leader
+//   gives LEADER_NOT_AVAILABLE with leader -1
+// * unknown topics: UNKNOWN_TOPIC_OR_PARTITION, or, when the broker's
+//   AutoCreateTopics is on (off by default) and the request allows it, the
+//   topic is created with the default partitions and replication factor and
+//   returned ready (an invalid name then gives INVALID_TOPIC_EXCEPTION)
+// * topic authorized operations are not computed (left at the "not
+//   requested" value)
+//
+// Version notes:
+// * v0: an empty topic list means all topics; v1+: null means all
+// * v1: ControllerID, IsInternal, Rack; v2: ClusterID; v3: ThrottleMillis
+// * v4: AllowAutoTopicCreation (before v4, creation is always allowed)
+// * v7: LeaderEpoch
+// * v9: flexible
+// * v10: topic ids; v12+ topics may be requested by id only (UNKNOWN_TOPIC_ID)
+// * v13: top-level ErrorCode (always 0)
+
+func (b *Broker) handleMetadata(ctx context.Context, r *request) (kmsg.Response, error) {
+	req := r.req.(*kmsg.MetadataRequest)
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	im := b.meta.Image()
+	for _, br := range im.SortedBrokers() {
+		mb := kmsg.NewMetadataResponseBroker()
+		mb.NodeID, mb.Host, mb.Port = br.ID, br.Host, br.Port
+		if br.Rack != "" {
+			rack := br.Rack
+			mb.Rack = &rack
+		}
+		resp.Brokers = append(resp.Brokers, mb)
+	}
+	clusterID := im.ClusterID
+	resp.ClusterID = &clusterID
+	resp.ControllerID = nodeID(b.meta.LeaderID())
+
+	if req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0) {
+		for _, name := range im.SortedTopicNames() {
+			resp.Topics = append(resp.Topics, b.topicMetadata(im.Topics[name]))
+		}
+		return resp, nil
+	}
+	allowCreate := b.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
+	for _, rt := range req.Topics {
+		if rt.Topic == nil {
+			if t := topicByID(im, rt.TopicID); t != nil {
+				resp.Topics = append(resp.Topics, b.topicMetadata(t))
+				continue
+			}
+			st := kmsg.NewMetadataResponseTopic()
+			st.TopicID = rt.TopicID
+			st.ErrorCode = errCode(errUnknownTopicID)
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		name := *rt.Topic
+		t := im.Topics[name]
+		var err error
+		if t == nil {
+			err = errUnknownTopicOrPartition
+			if allowCreate {
+				t, err = b.autoCreateTopic(ctx, name)
+			}
+		}
+		if err != nil {
+			st := kmsg.NewMetadataResponseTopic()
+			st.Topic = &name
+			st.ErrorCode = errCode(err)
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		resp.Topics = append(resp.Topics, b.topicMetadata(t))
+	}
+	return resp, nil
+}
+
+// autoCreateTopic creates a topic with the defaults; a concurrent creation
+// of the same topic is success.
+func (b *Broker) autoCreateTopic(ctx context.Context, name string) (*metadata.Topic, error) {
+	t, err := b.meta.CreateTopic(ctx, metadata.TopicSpec{Name: name, Partitions: -1, ReplicationFactor: -1})
+	if errors.Is(err, metadata.ErrTopicExists) {
+		if t := b.meta.Image().Topics[name]; t != nil {
+			return t, nil
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.logger.Info("topic auto-created", "topic", name, "partitions", len(t.Partitions))
+	return t, nil
+}
+
+// topicMetadata describes one topic and its partitions.
+func (b *Broker) topicMetadata(t *metadata.Topic) kmsg.MetadataResponseTopic {
+	st := kmsg.NewMetadataResponseTopic()
+	name := t.Name
+	st.Topic = &name
+	st.TopicID = t.ID
+	st.Partitions = make([]kmsg.MetadataResponseTopicPartition, len(t.Partitions))
+	for i, p := range t.Partitions {
+		sp := &st.Partitions[i]
+		sp.Default()
+		sp.Partition = p.Index
+		sp.Leader, sp.LeaderEpoch = -1, -1
+		if int(p.WALGroup) < len(b.wals) {
+			g := b.wals[p.WALGroup]
+			sp.Leader, sp.LeaderEpoch = nodeID(g.Leader()), g.LeaderEpoch()
+		}
+		if sp.Leader < 0 {
+			sp.ErrorCode = errCode(errLeaderNotAvailable)
+			sp.Replicas, sp.ISR = []int32{}, []int32{}
+			continue
+		}
+		sp.Replicas, sp.ISR = []int32{sp.Leader}, []int32{sp.Leader}
+	}
+	return st
+}

@@ -1,0 +1,47 @@
+package broker
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// DescribeCluster: v0-2
+//
+// Behavior:
+// * the registered brokers, the cluster id, and the metadata group's leader
+//   as controller
+// * cluster authorized operations are not computed (left at the "not
+//   requested" value)
+//
+// Version notes:
+// * v1: EndpointType; this listener serves brokers (1), asking it for
+//   controllers (2) gives MISMATCHED_ENDPOINT_TYPE, as a Kafka broker does
+// * v2: IncludeFencedBrokers, IsFenced (no broker is ever fenced)
+
+// endpointTypeBroker is DescribeCluster's EndpointType for brokers.
+const endpointTypeBroker int8 = 1
+
+func (b *Broker) handleDescribeCluster(_ context.Context, r *request) (kmsg.Response, error) {
+	req := r.req.(*kmsg.DescribeClusterRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
+	resp.EndpointType = endpointTypeBroker
+	if req.Version >= 1 && req.EndpointType != endpointTypeBroker {
+		resp.ErrorCode = errCode(errMismatchedEndpoint)
+		resp.ErrorMessage = errMessage(errMismatchedEndpoint)
+		return resp, nil
+	}
+	im := b.meta.Image()
+	resp.ClusterID = im.ClusterID
+	resp.ControllerID = nodeID(b.meta.LeaderID())
+	for _, br := range im.SortedBrokers() {
+		db := kmsg.NewDescribeClusterResponseBroker()
+		db.NodeID, db.Host, db.Port = br.ID, br.Host, br.Port
+		if br.Rack != "" {
+			rack := br.Rack
+			db.Rack = &rack
+		}
+		resp.Brokers = append(resp.Brokers, db)
+	}
+	return resp, nil
+}

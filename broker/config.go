@@ -1,0 +1,169 @@
+package broker
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+
+	"github.com/shoal-io/shoal/internal/raftgroup"
+	"github.com/shoal-io/shoal/protocol"
+	"github.com/shoal-io/shoal/s3stream"
+)
+
+// Config configures a Broker. DefaultConfig returns the embedded default;
+// Validate checks a config before Start uses it.
+type Config struct {
+	// NodeID is the broker id, unique in the cluster.
+	NodeID int32
+	// DataDir holds the WAL (DataDir/wal-0) and metadata (DataDir/metadata)
+	// Raft state.
+	DataDir string
+
+	// Listen is the Kafka listener, host:port (port 0 picks a free port).
+	Listen string
+	// Advertise is the host:port given to clients; "" means Listen's actual
+	// address once the listener is bound.
+	Advertise string
+	// ClusterListen is the Raft and internal-traffic listener, host:port.
+	ClusterListen string
+	// Peers are the initial cluster members; empty means this node alone.
+	// More than one node is refused until multi-node support lands.
+	Peers []raftgroup.Peer
+
+	// ObjectStore is the object-store URL (file://DIR or s3://BUCKET?...);
+	// "" means file://<DataDir>/objects.
+	ObjectStore string
+	// ObjectStoreOptions carries the S3 credentials and bucket creation flag.
+	ObjectStoreOptions s3stream.Options
+
+	// MetricsListen serves /healthz (process up) and /readyz (serving);
+	// "" disables it.
+	MetricsListen string
+
+	// AutoCreateTopics lets Metadata requests create unknown topics (off by
+	// default, unlike Kafka).
+	AutoCreateTopics bool
+	// DefaultPartitions is the partition count of auto-created topics and of
+	// CreateTopics requests that ask for the default (-1).
+	DefaultPartitions int32
+	// DefaultReplicationFactor is the replication factor used for -1.
+	DefaultReplicationFactor int16
+
+	// MaxRequestSize caps a request frame (Kafka's socket.request.max.bytes).
+	MaxRequestSize int32
+	// TailCacheBytes bounds the WAL's in-memory tail cache (0: the WAL default).
+	TailCacheBytes int64
+
+	// Logger receives the broker's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the embedded default: one broker with node id 1,
+// data under ./data, Kafka on 127.0.0.1:9092, cluster traffic on
+// 127.0.0.1:9093, health endpoints on 127.0.0.1:9094, objects under
+// ./data/objects.
+func DefaultConfig() Config {
+	return Config{
+		NodeID:                   1,
+		DataDir:                  "./data",
+		Listen:                   "127.0.0.1:9092",
+		ClusterListen:            "127.0.0.1:9093",
+		MetricsListen:            "127.0.0.1:9094",
+		ObjectStoreOptions:       s3stream.DefaultOptions(),
+		DefaultPartitions:        1,
+		DefaultReplicationFactor: 1,
+		MaxRequestSize:           protocol.DefaultMaxRequestSize,
+		TailCacheBytes:           256 << 20,
+	}
+}
+
+// Validate checks the config and returns a one-line error naming the first
+// bad field. Zero values of optional fields are accepted.
+func (c *Config) Validate() error {
+	switch {
+	case c.NodeID < 0:
+		return fmt.Errorf("broker config: node-id %d: must be 0 or more", c.NodeID)
+	case c.DataDir == "":
+		return fmt.Errorf("broker config: data-dir: must not be empty")
+	case c.DefaultPartitions < 0:
+		return fmt.Errorf("broker config: default partitions %d: must be 1 or more", c.DefaultPartitions)
+	case c.DefaultReplicationFactor < 0:
+		return fmt.Errorf("broker config: default replication factor %d: must be 1 or more", c.DefaultReplicationFactor)
+	case c.MaxRequestSize < 0:
+		return fmt.Errorf("broker config: max request size %d: must be positive", c.MaxRequestSize)
+	case c.TailCacheBytes < 0:
+		return fmt.Errorf("broker config: tail cache bytes %d: must not be negative", c.TailCacheBytes)
+	}
+	if err := checkHostPort("listen", c.Listen, true); err != nil {
+		return err
+	}
+	if err := checkHostPort("cluster-listen", c.ClusterListen, true); err != nil {
+		return err
+	}
+	if c.Advertise != "" {
+		if err := checkHostPort("advertise", c.Advertise, false); err != nil {
+			return err
+		}
+	}
+	if c.MetricsListen != "" {
+		if err := checkHostPort("metrics-listen", c.MetricsListen, true); err != nil {
+			return err
+		}
+	}
+	return c.checkPeers()
+}
+
+// checkPeers accepts no peers, or exactly this node.
+func (c *Config) checkPeers() error {
+	switch {
+	case len(c.Peers) == 0:
+		return nil
+	case len(c.Peers) > 1:
+		return fmt.Errorf("broker config: peers: %d nodes given, but only a single node is supported for now", len(c.Peers))
+	}
+	p := c.Peers[0]
+	if p.ID != strconv.Itoa(int(c.NodeID)) {
+		return fmt.Errorf("broker config: peers: the only peer must be this node (id %d), not %q", c.NodeID, p.ID)
+	}
+	return checkHostPort("peers", p.Address, false)
+}
+
+// checkHostPort checks a host:port value; port 0 is allowed only for
+// listeners.
+func checkHostPort(field, v string, listener bool) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("broker config: %s %q: want HOST:PORT", field, v)
+	}
+	n, err := strconv.Atoi(port)
+	min := 1
+	if listener {
+		min = 0
+	}
+	if err != nil || n < min || n > 65535 {
+		return fmt.Errorf("broker config: %s %q: bad port %q", field, v, port)
+	}
+	if !listener && host == "" {
+		return fmt.Errorf("broker config: %s %q: empty host", field, v)
+	}
+	return nil
+}
+
+// withDefaults fills the zero values that have defaults.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.DefaultPartitions == 0 {
+		c.DefaultPartitions = d.DefaultPartitions
+	}
+	if c.DefaultReplicationFactor == 0 {
+		c.DefaultReplicationFactor = d.DefaultReplicationFactor
+	}
+	if c.MaxRequestSize == 0 {
+		c.MaxRequestSize = d.MaxRequestSize
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}

@@ -1,0 +1,75 @@
+package broker
+
+import (
+	"context"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// handlerFunc is the uniform handler signature, as a method expression.
+type handlerFunc func(b *Broker, ctx context.Context, r *request) (kmsg.Response, error)
+
+// apiEntry is one API the broker serves and the versions it serves.
+type apiEntry struct {
+	key      int16
+	min, max int16
+	fn       handlerFunc
+}
+
+// apis is the dispatch table, indexed by API key; it also produces the
+// ApiVersions response. It is filled in init because handleApiVersions
+// reads it (a package-level initializer would be an initialization cycle).
+var apis [maxAPIKey + 1]*apiEntry
+
+// maxAPIKey is the largest API key in the table.
+const maxAPIKey = 60
+
+// apiVersionsKey is the API key of ApiVersions.
+const apiVersionsKey = 18
+
+func init() {
+	for _, e := range []apiEntry{
+		{key: 0, min: 3, max: 13, fn: (*Broker).handleProduce},
+		{key: 1, min: 4, max: 18, fn: (*Broker).handleFetch},
+		{key: 2, min: 1, max: 11, fn: (*Broker).handleListOffsets},
+		{key: 3, min: 0, max: 13, fn: (*Broker).handleMetadata},
+		{key: 18, min: 0, max: 5, fn: (*Broker).handleApiVersions},
+		{key: 19, min: 2, max: 7, fn: (*Broker).handleCreateTopics},
+		{key: 20, min: 1, max: 6, fn: (*Broker).handleDeleteTopics},
+		{key: 22, min: 0, max: 5, fn: (*Broker).handleInitProducerID},
+		{key: 60, min: 0, max: 2, fn: (*Broker).handleDescribeCluster},
+	} {
+		if req := kmsg.RequestForKey(e.key); req == nil || req.MaxVersion() < e.max {
+			panic("broker: dispatch table serves a version kmsg cannot decode (broken invariant)")
+		}
+		apis[e.key] = &e
+	}
+}
+
+// apiFor returns the entry serving key at version, if any.
+func apiFor(key, version int16) (apiEntry, bool) {
+	if key < 0 || int(key) >= len(apis) || apis[key] == nil {
+		return apiEntry{}, false
+	}
+	e := apis[key]
+	if version < e.min || version > e.max {
+		return apiEntry{}, false
+	}
+	return *e, true
+}
+
+// apiKeys lists every served API with its version range, by key.
+func apiKeys() []kmsg.ApiVersionsResponseApiKey {
+	var keys []kmsg.ApiVersionsResponseApiKey
+	for _, e := range apis {
+		if e == nil {
+			continue
+		}
+		k := kmsg.NewApiVersionsResponseApiKey()
+		k.ApiKey, k.MinVersion, k.MaxVersion = e.key, e.min, e.max
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b kmsg.ApiVersionsResponseApiKey) int { return int(a.ApiKey) - int(b.ApiKey) })
+	return keys
+}

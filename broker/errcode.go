@@ -1,0 +1,120 @@
+package broker
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/shoal-io/shoal/metadata"
+	"github.com/shoal-io/shoal/protocol"
+	"github.com/shoal-io/shoal/s3stream"
+	"github.com/shoal-io/shoal/wal"
+)
+
+// errorCodes maps every sentinel the broker sees to its Kafka error code.
+// This is the only place Kafka error codes are produced; the domain packages
+// never import kerr. The first match in order wins, so more specific
+// sentinels come first.
+var errorCodes = []struct {
+	err  error
+	code *kerr.Error
+}{
+	// broker
+	{errUnknownTopicOrPartition, kerr.UnknownTopicOrPartition},
+	{errUnknownTopicID, kerr.UnknownTopicID},
+	{errInvalidRequiredAcks, kerr.InvalidRequiredAcks},
+	{errMessageTooLarge, kerr.MessageTooLarge},
+	{errOneBatch, kerr.InvalidRecord},
+	{errControlBatch, kerr.InvalidRecord},
+	// A broker that hands out no transactional ids refuses them the way
+	// Kafka refuses an unauthorised transactional id.
+	{errTransactions, kerr.TransactionalIDAuthorizationFailed},
+	{errZstdVersion, kerr.UnsupportedCompressionType},
+	{errFencedLeaderEpoch, kerr.FencedLeaderEpoch},
+	{errUnknownLeaderEpoch, kerr.UnknownLeaderEpoch},
+	{errLeaderNotAvailable, kerr.LeaderNotAvailable},
+	{errNotLeader, kerr.NotLeaderForPartition},
+	{errInvalidRequest, kerr.InvalidRequest},
+	{errUnsupportedVersion, kerr.UnsupportedVersion},
+	{errFetchSessionNotFound, kerr.FetchSessionIDNotFound},
+	{errMismatchedEndpoint, kerr.MismatchedEndpointType},
+	{errRebootstrap, kerr.RebootstrapRequired},
+	{errTimeout, kerr.RequestTimedOut},
+
+	// protocol: record batch validation
+	{protocol.ErrUnsupportedMagic, kerr.UnsupportedForMessageFormat},
+	{protocol.ErrCorruptBatch, kerr.CorruptMessage},
+	{protocol.ErrInvalidBatch, kerr.InvalidRecord},
+	// An unknown codec id: Kafka fails to read such a batch; CORRUPT_MESSAGE
+	// tells the client the bytes are bad.
+	{protocol.ErrUnsupportedCodec, kerr.CorruptMessage},
+	{protocol.ErrDecompressedTooLarge, kerr.RecordListTooLarge},
+
+	// wal
+	{wal.ErrNotLeader, kerr.NotLeaderForPartition},
+	{wal.ErrClosed, kerr.NotLeaderForPartition}, // shutting down: the client retries elsewhere
+	{wal.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
+	{wal.ErrInvalidProducerEpoch, kerr.InvalidProducerEpoch},
+	{wal.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
+	{wal.ErrInvalidBatch, kerr.CorruptMessage},
+	{wal.ErrTimeout, kerr.RequestTimedOut},
+	{wal.ErrCorrupt, kerr.KafkaStorageError},
+
+	// metadata
+	{metadata.ErrTopicExists, kerr.TopicAlreadyExists},
+	{metadata.ErrUnknownTopic, kerr.UnknownTopicOrPartition},
+	{metadata.ErrInvalidTopicName, kerr.InvalidTopicException},
+	{metadata.ErrInvalidPartitions, kerr.InvalidPartitions},
+	{metadata.ErrInvalidReplicationFactor, kerr.InvalidReplicationFactor},
+	{metadata.ErrInvalidConfig, kerr.InvalidConfig},
+	{metadata.ErrInvalidRequest, kerr.InvalidRequest},
+	{metadata.ErrNotLeader, kerr.NotController},
+	{metadata.ErrClosed, kerr.NotController},
+
+	// s3stream
+	{s3stream.ErrUnreachable, kerr.KafkaStorageError},
+	{s3stream.ErrAccessDenied, kerr.KafkaStorageError},
+	{s3stream.ErrNotFound, kerr.KafkaStorageError},
+
+	// context: a deadline that passed is a timeout
+	{context.DeadlineExceeded, kerr.RequestTimedOut},
+}
+
+// errCode returns the Kafka error code for err: 0 for nil,
+// UNKNOWN_SERVER_ERROR for an error no sentinel matches.
+func errCode(err error) int16 {
+	if err == nil {
+		return 0
+	}
+	for _, m := range errorCodes {
+		if errors.Is(err, m.err) {
+			return m.code.Code
+		}
+	}
+	return kerr.UnknownServerError.Code
+}
+
+// errMessage returns err's text for the ErrorMessage fields of responses, or
+// nil for nil.
+func errMessage(err error) *string {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	return &s
+}
+
+// producerIDErrCode is the code for a failed producer id allocation: a
+// metadata group without a leader (or shutting down) is
+// COORDINATOR_NOT_AVAILABLE, which idempotent producers retry.
+func producerIDErrCode(err error) int16 {
+	if errors.Is(err, metadata.ErrNotLeader) || errors.Is(err, metadata.ErrClosed) {
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	return errCode(err)
+}
+
+// isUnknownCode reports UNKNOWN_SERVER_ERROR: an error no sentinel
+// explains, worth a log line.
+func isUnknownCode(code int16) bool { return code == kerr.UnknownServerError.Code }

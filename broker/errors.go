@@ -1,0 +1,29 @@
+package broker
+
+import "errors"
+
+// Sentinel errors of the broker's own request validation. errcode.go maps
+// them (and those of wal, metadata, protocol and s3stream) to Kafka codes.
+var (
+	// ErrClosed is returned by a Broker after Close.
+	ErrClosed = errors.New("broker: closed")
+
+	errUnknownTopicOrPartition = errors.New("broker: unknown topic or partition")
+	errUnknownTopicID          = errors.New("broker: unknown topic id")
+	errInvalidRequiredAcks     = errors.New("broker: acks must be -1, 0 or 1")
+	errMessageTooLarge         = errors.New("broker: record batch larger than max.message.bytes")
+	errOneBatch                = errors.New("broker: a produce partition must hold exactly one record batch")
+	errControlBatch            = errors.New("broker: clients may not produce control batches")
+	errTransactions            = errors.New("broker: transactions are not supported")
+	errZstdVersion             = errors.New("broker: zstd needs produce v7 or fetch v10")
+	errFencedLeaderEpoch       = errors.New("broker: leader epoch older than the current one")
+	errUnknownLeaderEpoch      = errors.New("broker: leader epoch newer than the current one")
+	errLeaderNotAvailable      = errors.New("broker: partition has no leader")
+	errNotLeader               = errors.New("broker: this broker does not lead the partition")
+	errInvalidRequest          = errors.New("broker: invalid request")
+	errUnsupportedVersion      = errors.New("broker: unsupported api version")
+	errFetchSessionNotFound    = errors.New("broker: fetch sessions are not supported")
+	errMismatchedEndpoint      = errors.New("broker: this endpoint serves brokers, not controllers")
+	errRebootstrap             = errors.New("broker: request addressed to another cluster or node")
+	errTimeout                 = errors.New("broker: request timed out")
+)

@@ -1,0 +1,85 @@
+package broker
+
+import (
+	"strconv"
+
+	"github.com/shoal-io/shoal/metadata"
+	"github.com/shoal-io/shoal/wal"
+)
+
+// partition is a resolved topic partition: its metadata and the WAL group
+// holding its stream.
+type partition struct {
+	topic *metadata.Topic
+	meta  metadata.Partition
+	group *wal.Group
+}
+
+// stream is the partition's WAL stream id.
+func (p partition) stream() uint64 { return p.meta.Stream }
+
+// partitionOf resolves partition idx of t (nil: unknown topic). It fails
+// with errUnknownTopicOrPartition, or when this broker cannot serve the
+// partition with errNotLeader / errLeaderNotAvailable.
+func (b *Broker) partitionOf(t *metadata.Topic, idx int32) (partition, error) {
+	if t == nil || idx < 0 || int(idx) >= len(t.Partitions) {
+		return partition{}, errUnknownTopicOrPartition
+	}
+	p := t.Partitions[idx]
+	if int(p.WALGroup) >= len(b.wals) {
+		return partition{}, errNotLeader // the group lives on other brokers
+	}
+	g := b.wals[p.WALGroup]
+	if !g.IsLeader() {
+		if g.Leader() == "" {
+			return partition{}, errLeaderNotAvailable
+		}
+		return partition{}, errNotLeader
+	}
+	return partition{topic: t, meta: p, group: g}, nil
+}
+
+// leaderEpoch is the partition's current leader epoch: its WAL group's term.
+func (p partition) leaderEpoch() int32 { return p.group.LeaderEpoch() }
+
+// checkLeaderEpoch compares a client's CurrentLeaderEpoch (-1: no check)
+// with the partition's (KIP-320).
+func checkLeaderEpoch(requested, current int32) error {
+	switch {
+	case requested == -1:
+		return nil
+	case requested < current:
+		return errFencedLeaderEpoch
+	case requested > current:
+		return errUnknownLeaderEpoch
+	}
+	return nil
+}
+
+// topicByID looks a topic up by its Kafka topic id; nil if unknown.
+func topicByID(im *metadata.Image, id [16]byte) *metadata.Topic {
+	return im.TopicsByID[metadata.TopicID(id)]
+}
+
+// topicLookupErr is the error for a topic that is not found: by name
+// UNKNOWN_TOPIC_OR_PARTITION, by id UNKNOWN_TOPIC_ID.
+func topicLookupErr(byID bool) error {
+	if byID {
+		return errUnknownTopicID
+	}
+	return errUnknownTopicOrPartition
+}
+
+// intConfig returns a topic's int config (explicit or default), or def when
+// it does not parse.
+func intConfig(t *metadata.Topic, name string, def int64) int64 {
+	v, ok := t.EffectiveConfig(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return def
+	}
+	return n
+}
