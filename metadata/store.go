@@ -52,8 +52,10 @@ type Store struct {
 
 // Open opens the metadata group in cfg.Dir (bootstrapping it on first start),
 // waits for a leader and for the cluster to be initialised: on a fresh
-// cluster the leader sets a random ClusterID exactly once. A follower waits
-// until it has applied the cluster id. ctx bounds the wait.
+// cluster the leader sets a random ClusterID exactly once. On the leader,
+// Open returns with every committed entry applied; a follower returns once it
+// has applied the log it had on disk and the cluster id, and may still lag
+// the leader. ctx bounds the wait.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	switch {
 	case cfg.Dir == "":
@@ -90,37 +92,42 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// waitReady waits until the image has a cluster id. The leader first waits
-// for every earlier entry to apply (Barrier), then proposes the id if none is
-// set; InitCluster is a no-op when applied to an initialised image, so two
-// leaders racing still set it once.
+// waitReady waits until the image is current and has a cluster id. The
+// leader waits for every earlier entry to apply (Barrier), then proposes the
+// id if none is set; InitCluster is a no-op when applied to an initialised
+// image, so two leaders racing still set it once. A follower waits until it
+// has applied its log as it stood at open and the image has a cluster id.
 func (s *Store) waitReady(ctx context.Context) error {
 	if err := s.group.WaitLeader(ctx); err != nil {
 		return err
 	}
+	target := s.raft.LastIndex()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		changed := s.fsm.changed()
-		if s.fsm.current().ClusterID != "" {
-			return nil
-		}
 		if s.IsLeader() {
-			if err := s.initCluster(ctx); err != nil && !errors.Is(err, ErrNotLeader) {
+			err := s.catchUpAndInit(ctx)
+			if err == nil || !errors.Is(err, ErrNotLeader) {
 				return err
 			}
 			continue
 		}
+		if s.fsm.current().ClusterID != "" && s.raft.AppliedIndex() >= target {
+			return nil
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for the cluster id: %w", ctx.Err())
+			return fmt.Errorf("waiting for the metadata log: %w", ctx.Err())
 		case <-changed:
 		case <-tick.C:
 		}
 	}
 }
 
-func (s *Store) initCluster(ctx context.Context) error {
+// catchUpAndInit applies every committed entry on the leader and sets the
+// cluster id of a fresh cluster.
+func (s *Store) catchUpAndInit(ctx context.Context) error {
 	timeout := s.applyTimeout(ctx)
 	if timeout <= 0 {
 		return context.DeadlineExceeded
