@@ -4,6 +4,8 @@
 //   - RunObjectStoreSuite, the one behaviour suite every ObjectStore
 //     implementation passes (local directory, in-memory, S3 on MinIO);
 //   - MemStore, an in-memory ObjectStore for fast unit tests;
+//   - FaultStore, a wrapper that fails chosen operations (outages, denied
+//     access) and counts calls;
 //   - StartMinIO, which runs a real MinIO server (the pinned binary that
 //     `make test` installs) on a free loopback port with its data in the
 //     test's temporary directory, and can stop and restart it on the same
