@@ -1,0 +1,375 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/shoal-io/shoal/broker"
+	"github.com/shoal-io/shoal/internal/raftgroup"
+	"github.com/shoal-io/shoal/s3stream"
+)
+
+// settings is everything parseConfig derives from the command line, the
+// config file and the environment.
+type settings struct {
+	broker    broker.Config // Logger is left nil; main builds it
+	logLevel  slog.Level
+	logFormat string // "text" or "json"
+}
+
+// fileOnlyKeys are config-file keys that are not flags: secrets do not
+// belong on a command line, where every local user can read them.
+var fileOnlyKeys = []string{"s3-access-key", "s3-secret-key"}
+
+// flagValues holds the destinations of the flags.
+type flagValues struct {
+	config, dataDir, listen, advertise, clusterListen, peers string
+	objectStore, metricsListen, logLevel, logFormat          string
+	nodeID, defaultPartitions                                int
+	autoCreateTopics                                         bool
+	maxRequestSize, tailCacheBytes                           byteSize
+}
+
+// newFlagSet declares every flag of shoald. Its defaults are those of the
+// command-line contract in docs/configuration.md.
+func newFlagSet(v *flagValues) *flag.FlagSet {
+	def := broker.DefaultConfig()
+	fs := flag.NewFlagSet("shoald", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&v.config, "config", "", "YAML config `FILE`; its keys are the flag names (flags override it)")
+	fs.StringVar(&v.dataDir, "data-dir", "./data", "`DIR` of the WAL and Raft state")
+	fs.StringVar(&v.listen, "listen", "127.0.0.1:9092", "Kafka listener `HOST:PORT`")
+	fs.StringVar(&v.advertise, "advertise", "", "`HOST:PORT` given to clients (default: the listen address)")
+	fs.IntVar(&v.nodeID, "node-id", 1, "broker id `N`, unique in the cluster")
+	fs.StringVar(&v.clusterListen, "cluster-listen", "127.0.0.1:9093", "`HOST:PORT` of Raft and internal traffic")
+	fs.StringVar(&v.peers, "peers", "", "initial cluster members `ID@HOST:PORT,...` (default: empty = single node)")
+	fs.StringVar(&v.objectStore, "object-store", "",
+		"object store `URL`: file://DIR or s3://BUCKET?endpoint=HOST:PORT&region=R&path-style=true&tls=false (default: file://<data-dir>/objects)")
+	fs.StringVar(&v.metricsListen, "metrics-listen", "127.0.0.1:9094", "`HOST:PORT` of /metrics, /healthz, /readyz (empty = disabled)")
+	fs.BoolVar(&v.autoCreateTopics, "auto-create-topics", false, "create unknown topics on Metadata requests")
+	fs.IntVar(&v.defaultPartitions, "default-partitions", 1, "partition `COUNT` of auto-created topics")
+	v.maxRequestSize = byteSize(100 << 20)
+	fs.Var(&v.maxRequestSize, "max-request-size", "largest accepted request frame, `BYTES` (suffixes KiB, MiB, GiB)")
+	v.tailCacheBytes = byteSize(def.TailCacheBytes)
+	fs.Var(&v.tailCacheBytes, "tail-cache-bytes", "memory `BYTES` of the in-memory WAL tail cache (suffixes KiB, MiB, GiB)")
+	fs.StringVar(&v.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	fs.StringVar(&v.logFormat, "log-format", "text", "log `FORMAT`: text or json")
+	return fs
+}
+
+// usageError is a bad command line, config file or value: exit status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// parseConfig turns the command line (without the program name), the
+// config file it names and the environment into settings. It returns
+// flag.ErrHelp for -h/--help, and a usageError for everything the user got
+// wrong. It touches no file except the config file.
+func parseConfig(args []string, env func(string) string) (settings, error) {
+	var v flagValues
+	fs := newFlagSet(&v)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return settings{}, err
+		}
+		return settings{}, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return settings{}, usagef("unexpected argument %q (every option is a --flag)", fs.Arg(0))
+	}
+	fileKeys := map[string]string{}
+	if v.config != "" {
+		var err error
+		if fileKeys, err = applyConfigFile(fs, v.config); err != nil {
+			return settings{}, err
+		}
+	}
+	s, err := v.settings(fileKeys, env)
+	if err != nil {
+		return settings{}, err
+	}
+	if err := s.broker.Validate(); err != nil {
+		return settings{}, usageError{err}
+	}
+	return s, nil
+}
+
+// applyConfigFile reads the YAML file at path and sets every flag that the
+// command line did not set from it. It returns the file-only keys.
+func applyConfigFile(fs *flag.FlagSet, path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usagef("config file: %v", err)
+	}
+	keys, err := decodeConfigFile(data)
+	if err != nil {
+		return nil, usagef("config file %s: %v", path, err)
+	}
+	onCommandLine := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
+	fileOnly := map[string]string{}
+	for _, kv := range keys {
+		switch {
+		case isFileOnlyKey(kv.key):
+			fileOnly[kv.key] = kv.value
+		case kv.key == "config":
+			return nil, usagef("config file %s: line %d: key \"config\" is only a flag", path, kv.line)
+		case fs.Lookup(kv.key) == nil:
+			return nil, usagef("config file %s: line %d: unknown key %q", path, kv.line, kv.key)
+		case onCommandLine[kv.key]:
+			// the flag wins
+		default:
+			if err := fs.Set(kv.key, kv.value); err != nil {
+				return nil, usagef("config file %s: line %d: key %s: %v", path, kv.line, kv.key, err)
+			}
+		}
+	}
+	return fileOnly, nil
+}
+
+func isFileOnlyKey(k string) bool {
+	for _, f := range fileOnlyKeys {
+		if k == f {
+			return true
+		}
+	}
+	return false
+}
+
+// keyValue is one top-level entry of the config file.
+type keyValue struct {
+	key, value string
+	line       int
+}
+
+// decodeConfigFile parses a YAML mapping of scalar values (a sequence of
+// scalars is accepted for peers and joined with commas). An empty file is an
+// empty config. Duplicate keys are rejected.
+func decodeConfigFile(data []byte) ([]keyValue, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("more than one YAML document")
+	}
+	if len(doc.Content) == 0 {
+		return nil, nil
+	}
+	m := doc.Content[0]
+	if m.Kind == yaml.ScalarNode && m.Tag == "!!null" {
+		return nil, nil
+	}
+	if m.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("line %d: want a mapping of keys to values", m.Line)
+	}
+	seen := map[string]bool{}
+	var out []keyValue
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, val := m.Content[i], m.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			return nil, fmt.Errorf("line %d: keys must be plain names", k.Line)
+		}
+		if seen[k.Value] {
+			return nil, fmt.Errorf("line %d: duplicate key %q", k.Line, k.Value)
+		}
+		seen[k.Value] = true
+		s, err := scalarValue(k.Value, val)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: key %s: %v", val.Line, k.Value, err)
+		}
+		out = append(out, keyValue{key: k.Value, value: s, line: k.Line})
+	}
+	return out, nil
+}
+
+func scalarValue(key string, n *yaml.Node) (string, error) {
+	switch {
+	case n.Kind == yaml.ScalarNode && n.Tag == "!!null":
+		return "", nil
+	case n.Kind == yaml.ScalarNode:
+		return n.Value, nil
+	case n.Kind == yaml.SequenceNode && key == "peers":
+		parts := make([]string, 0, len(n.Content))
+		for _, c := range n.Content {
+			if c.Kind != yaml.ScalarNode {
+				return "", errors.New("want a list of ID@HOST:PORT")
+			}
+			parts = append(parts, c.Value)
+		}
+		return strings.Join(parts, ","), nil
+	default:
+		return "", errors.New("want a single value")
+	}
+}
+
+// settings checks the flag values and builds the broker configuration.
+func (v *flagValues) settings(fileOnly map[string]string, env func(string) string) (settings, error) {
+	cfg := broker.DefaultConfig()
+	s := settings{logFormat: v.logFormat}
+	if err := s.logLevel.UnmarshalText([]byte(v.logLevel)); err != nil || !knownLevel(v.logLevel) {
+		return s, usagef("--log-level %q: want debug, info, warn or error", v.logLevel)
+	}
+	if v.logFormat != "text" && v.logFormat != "json" {
+		return s, usagef("--log-format %q: want text or json", v.logFormat)
+	}
+	if v.dataDir == "" {
+		return s, usagef("--data-dir: empty directory")
+	}
+	if v.nodeID < 0 || v.nodeID > 1<<31-1 {
+		return s, usagef("--node-id %d: want 0..2147483647", v.nodeID)
+	}
+	cfg.NodeID, cfg.DataDir = int32(v.nodeID), v.dataDir
+	for _, a := range []struct {
+		flag, val string
+		empty     bool
+		dst       *string
+	}{
+		{"listen", v.listen, false, &cfg.Listen},
+		{"advertise", v.advertise, true, &cfg.Advertise},
+		{"cluster-listen", v.clusterListen, false, &cfg.ClusterListen},
+		{"metrics-listen", v.metricsListen, true, &cfg.MetricsListen},
+	} {
+		if a.val == "" && a.empty {
+			*a.dst = ""
+			continue
+		}
+		if err := checkHostPort(a.val); err != nil {
+			return s, usagef("--%s %q: %v", a.flag, a.val, err)
+		}
+		*a.dst = a.val
+	}
+	peers, err := parsePeers(v.peers, cfg.NodeID)
+	if err != nil {
+		return s, usagef("--peers %q: %v", v.peers, err)
+	}
+	cfg.Peers = peers
+	if err := v.objectStoreConfig(&cfg, fileOnly, env); err != nil {
+		return s, err
+	}
+	if v.defaultPartitions < 1 || v.defaultPartitions > 1<<31-1 {
+		return s, usagef("--default-partitions %d: want at least 1", v.defaultPartitions)
+	}
+	cfg.AutoCreateTopics, cfg.DefaultPartitions = v.autoCreateTopics, int32(v.defaultPartitions)
+	if v.maxRequestSize < 1024 || v.maxRequestSize > 1<<31-1 {
+		return s, usagef("--max-request-size %s: want 1KiB..2GiB-1", v.maxRequestSize.String())
+	}
+	cfg.MaxRequestSize = int32(v.maxRequestSize)
+	if v.tailCacheBytes < 1 {
+		return s, usagef("--tail-cache-bytes %s: want more than 0", v.tailCacheBytes.String())
+	}
+	cfg.TailCacheBytes = int64(v.tailCacheBytes)
+	s.broker = cfg
+	return s, nil
+}
+
+func knownLevel(s string) bool {
+	switch strings.ToLower(s) {
+	case "debug", "info", "warn", "error":
+		return true
+	}
+	return false
+}
+
+// objectStoreConfig checks the object-store URL and fills in credentials:
+// the config file's keys first, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.
+func (v *flagValues) objectStoreConfig(cfg *broker.Config, fileOnly map[string]string, env func(string) string) error {
+	url := v.objectStore // "" is the broker's default, file://<data-dir>/objects
+	switch {
+	case url == "":
+	case strings.HasPrefix(url, "file://"):
+		if dir := strings.TrimPrefix(url, "file://"); dir == "" || strings.ContainsAny(dir, "?#\x00") {
+			return usagef("--object-store %q: want file://DIR", url)
+		}
+	case strings.HasPrefix(url, "s3://"):
+		if _, err := s3stream.ParseS3URL(url); err != nil {
+			return usagef("--object-store: %v", err)
+		}
+	default:
+		return usagef("--object-store %q: want file://DIR or s3://BUCKET?endpoint=HOST:PORT&...", url)
+	}
+	opts := s3stream.DefaultOptions()
+	opts.AccessKey, opts.SecretKey = fileOnly["s3-access-key"], fileOnly["s3-secret-key"]
+	if opts.AccessKey == "" && opts.SecretKey == "" {
+		opts.AccessKey, opts.SecretKey = env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")
+	}
+	if (opts.AccessKey == "") != (opts.SecretKey == "") {
+		return usagef("s3 credentials: set both the access key and the secret key, or neither")
+	}
+	cfg.ObjectStore, cfg.ObjectStoreOptions = url, opts
+	return nil
+}
+
+// checkHostPort accepts HOST:PORT with a numeric port 0..65535 (port 0
+// picks a free port); HOST may be empty (all interfaces).
+func checkHostPort(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return errors.New("want HOST:PORT")
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("bad host %q", host)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("bad port %q", port)
+	}
+	return nil
+}
+
+// parsePeers parses ID@HOST:PORT,... Until multi-node clusters exist, at
+// most one peer is accepted and it must be this node.
+func parsePeers(s string, self int32) ([]raftgroup.Peer, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var peers []raftgroup.Peer
+	ids := map[string]bool{}
+	for p := range strings.SplitSeq(s, ",") {
+		p = strings.TrimSpace(p)
+		id, addr, ok := strings.Cut(p, "@")
+		if !ok {
+			return nil, fmt.Errorf("peer %q: want ID@HOST:PORT", p)
+		}
+		n, err := strconv.ParseInt(id, 10, 32)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("peer %q: bad node id %q", p, id)
+		}
+		if err := checkHostPort(addr); err != nil {
+			return nil, fmt.Errorf("peer %q: %v", p, err)
+		}
+		if ids[id] {
+			return nil, fmt.Errorf("node id %s listed twice", id)
+		}
+		ids[id] = true
+		peers = append(peers, raftgroup.Peer{ID: strconv.FormatInt(n, 10), Address: addr})
+	}
+	if len(peers) > 1 {
+		return nil, fmt.Errorf("%d peers: multi-node clusters are not supported yet; run a single node (omit --peers)", len(peers))
+	}
+	if peers[0].ID != strconv.Itoa(int(self)) {
+		return nil, fmt.Errorf("the only peer must be this node (--node-id %d)", self)
+	}
+	return peers, nil
+}
