@@ -54,26 +54,30 @@ const (
 // minioNotInstalled is the failure text when no binary is found.
 const minioNotInstalled = "minio not installed: run `make test` (it installs the pinned MinIO)"
 
-// FindMinIO returns the path of the minio binary: $SHOAL_MINIO_BIN if set,
-// else "minio" on PATH, else $(go env GOPATH)/bin/minio. It returns an error
-// when none exists.
+// FindMinIO returns the path of the minio binary: $SHOAL_MINIO_BIN if it
+// names an existing file (the Makefile sets it to its pinned install), else
+// "minio" on PATH, else $(go env GOPATH)/bin/minio. It returns an error
+// naming the places it looked when none exists.
 func FindMinIO() (string, error) {
+	looked := []string{}
 	if p := os.Getenv("SHOAL_MINIO_BIN"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("SHOAL_MINIO_BIN=%s: %w", p, err)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p, nil
 		}
-		return p, nil
+		looked = append(looked, "SHOAL_MINIO_BIN="+p)
 	}
 	if p, err := exec.LookPath("minio"); err == nil {
 		return p, nil
 	}
+	looked = append(looked, "PATH")
 	for _, gopath := range goPaths() {
 		p := filepath.Join(gopath, "bin", "minio")
 		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
 			return p, nil
 		}
+		looked = append(looked, p)
 	}
-	return "", errors.New(minioNotInstalled)
+	return "", fmt.Errorf("%s; looked at %s", minioNotInstalled, strings.Join(looked, ", "))
 }
 
 // goPaths returns the GOPATH entries: from `go env GOPATH` when the go
