@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +29,13 @@ import (
 // closes its brokers and clients in Cleanup).
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if shared.b != nil {
+		if err := shared.b.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "close shared broker:", err)
+			code = 1
+		}
+		os.RemoveAll(shared.dir)
+	}
 	if code == 0 {
 		if err := checkGoroutines(5 * time.Second); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -117,6 +125,40 @@ func startBroker(t testing.TB, edit ...func(*Config)) *Broker {
 		}
 	})
 	return b
+}
+
+// shared is one broker that tests without special configuration share
+// (each uses its own topic names), since a broker start costs about a second
+// of Raft elections.
+var shared struct {
+	once sync.Once
+	b    *Broker
+	dir  string
+	err  error
+}
+
+// sharedBroker returns the shared broker, starting it on first use. TestMain
+// closes it.
+func sharedBroker(t testing.TB) *Broker {
+	t.Helper()
+	shared.once.Do(func() {
+		shared.dir, shared.err = os.MkdirTemp("", "shoal-broker-test-")
+		if shared.err != nil {
+			return
+		}
+		cfg := DefaultConfig()
+		cfg.DataDir = shared.dir
+		cfg.Listen, cfg.ClusterListen, cfg.MetricsListen = "127.0.0.1:0", "127.0.0.1:0", ""
+		cfg.TailCacheBytes = 8 << 20
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		shared.b, shared.err = Start(ctx, cfg)
+	})
+	if shared.err != nil {
+		t.Fatalf("start shared broker: %v", shared.err)
+	}
+	return shared.b
 }
 
 // newClient returns a kgo client for b, closed when the test ends.

@@ -10,7 +10,8 @@ import (
 )
 
 func TestProduceConsumeRoundTrip(t *testing.T) {
-	b := startBroker(t)
+	t.Parallel()
+	b := sharedBroker(t)
 	createTopic(t, b, "rt", 3)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
