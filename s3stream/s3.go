@@ -210,7 +210,7 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader, size int64) error
 	if cerr := ctx.Err(); cerr != nil {
 		return fmt.Errorf("put %q: %w", key, cerr)
 	}
-	if (exact != nil && exact.short) || errors.Is(err, ErrShortBody) {
+	if (exact != nil && exact.short.Load()) || errors.Is(err, ErrShortBody) {
 		return fmt.Errorf("put %q: %w: %w", key, ErrShortBody, err)
 	}
 	return mapS3Error("put", key, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -150,7 +151,7 @@ type exactReader struct {
 	r     io.Reader
 	left  int64
 	size  int64
-	short bool // r ended before size bytes
+	short atomic.Bool // r ended before size bytes (read after an HTTP client may still hold the body)
 }
 
 func newExactReader(r io.Reader, size int64) *exactReader {
@@ -167,7 +168,7 @@ func (e *exactReader) Read(p []byte) (int, error) {
 	n, err := e.r.Read(p)
 	e.left -= int64(n)
 	if err == io.EOF && e.left > 0 {
-		e.short = true
+		e.short.Store(true)
 		return n, fmt.Errorf("got %d of %d bytes: %w", e.size-e.left, e.size, ErrShortBody)
 	}
 	if e.left == 0 && err == nil {
