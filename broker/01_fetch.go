@@ -188,10 +188,7 @@ func (b *Broker) readPartition(version int16, topic *metadata.Topic, byID bool,
 	if err := checkLeaderEpoch(rp.CurrentLeaderEpoch, part.leaderEpoch()); err != nil {
 		return err
 	}
-	limit := int(rp.PartitionMaxBytes)
-	if budget.size > 0 {
-		limit = min(limit, budget.remaining)
-	}
+	limit := min(int(rp.PartitionMaxBytes), budget.remaining)
 	if budget.size > 0 && limit <= 0 {
 		sp.LogStartOffset, sp.HighWatermark = part.group.Offsets(part.stream())
 		sp.LastStableOffset = sp.HighWatermark
