@@ -97,7 +97,8 @@ func TestCLIStartFailures(t *testing.T) {
 	}
 	defer busy.Close()
 	ports := func() []string {
-		return []string{"--listen", FreeAddr(t), "--cluster-listen", FreeAddr(t), "--metrics-listen", FreeAddr(t)}
+		a := FreeAddrs(t, 3)
+		return []string{"--listen", a[0], "--cluster-listen", a[1], "--metrics-listen", a[2]}
 	}
 
 	args := append(ports(), "--data-dir", filepath.Join(dir, "d1"), "--listen", busy.Addr().String())

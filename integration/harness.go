@@ -89,13 +89,11 @@ func StartBroker(t testing.TB, opts ...Option) *Broker {
 	}
 	tmp := t.TempDir()
 	b := &Broker{
-		t:           t,
-		Addr:        FreeAddr(t),
-		ClusterAddr: FreeAddr(t),
-		MetricsAddr: FreeAddr(t),
-		DataDir:     filepath.Join(tmp, "data"),
-		logPath:     filepath.Join(tmp, "shoald.log"),
+		t:       t,
+		DataDir: filepath.Join(tmp, "data"),
+		logPath: filepath.Join(tmp, "shoald.log"),
 	}
+	b.pickPorts()
 	for _, o := range opts {
 		o(b)
 	}
@@ -110,8 +108,26 @@ func StartBroker(t testing.TB, opts ...Option) *Broker {
 			t.Logf("shoald log (%s), last lines:\n%s", b.Addr, b.LogTail(60))
 		}
 	})
-	b.start()
-	return b
+	// Another process may take a port between FreeAddrs and shoald's bind:
+	// try again on new ports.
+	for attempt := 1; ; attempt++ {
+		err := b.start()
+		if err == nil {
+			return b
+		}
+		if attempt == 3 || !errors.Is(err, errPortTaken) {
+			t.Fatalf("shoald on %s not ready: %v", b.Addr, err)
+		}
+		b.pickPorts()
+	}
+}
+
+// errPortTaken reports a start-up that failed on a busy port.
+var errPortTaken = errors.New("port taken")
+
+func (b *Broker) pickPorts() {
+	addrs := FreeAddrs(b.t, 3)
+	b.Addr, b.ClusterAddr, b.MetricsAddr = addrs[0], addrs[1], addrs[2]
 }
 
 // Args returns the full shoald command line of the broker.
@@ -122,11 +138,11 @@ func (b *Broker) Args() []string {
 	}, b.args...)
 }
 
-func (b *Broker) start() {
-	b.t.Helper()
+// start runs shoald and waits until it is ready.
+func (b *Broker) start() error {
 	logf, err := os.OpenFile(b.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		b.t.Fatal(err)
+		return err
 	}
 	fmt.Fprintf(logf, "=== harness: starting shoald %s\n", strings.Join(b.Args(), " "))
 	cmd := exec.Command(shoaldPath, b.Args()...)
@@ -135,7 +151,7 @@ func (b *Broker) start() {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		b.t.Fatalf("start shoald: %v", err)
+		return fmt.Errorf("start shoald: %w", err)
 	}
 	done := make(chan struct{})
 	b.mu.Lock()
@@ -149,9 +165,11 @@ func (b *Broker) start() {
 		b.mu.Unlock()
 		close(done)
 	}()
-	if err := b.waitReady(done); err != nil {
-		b.t.Fatalf("shoald on %s not ready: %v", b.Addr, err)
+	err = b.waitReady(done)
+	if err != nil && isDone(done) && strings.Contains(b.LogTail(3), "address already in use") {
+		return fmt.Errorf("%w: %v", errPortTaken, err)
 	}
+	return err
 }
 
 // waitReady polls /readyz and the Kafka listener until both answer, the
@@ -266,7 +284,9 @@ func (b *Broker) Restart() {
 	if !isDone(done) {
 		b.t.Fatal("Restart: shoald is still running")
 	}
-	b.start()
+	if err := b.start(); err != nil {
+		b.t.Fatalf("restart shoald on %s: %v", b.Addr, err)
+	}
 }
 
 // Log returns everything the broker printed so far, over every restart.
@@ -306,12 +326,23 @@ func (b *Broker) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
 // FreeAddr returns a loopback address whose port was free a moment ago.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return FreeAddrs(t, 1)[0]
+}
+
+// FreeAddrs returns n distinct loopback addresses whose ports were free a
+// moment ago (all are held open together, so they differ).
+func FreeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		addrs[i] = l.Addr().String()
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addrs
 }
 
 // Eventually calls fn until it returns nil, failing the test with fn's last

@@ -45,6 +45,10 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	b, err := broker.Start(ctx, s.broker)
+	if err != nil && ctx.Err() != nil {
+		s.broker.Logger.Info("start-up interrupted by a signal", "err", err)
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "shoald: cannot start: %v\n", err)
 		return 1
