@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -17,10 +18,11 @@ import (
 // TestBadInputClosesOnlyThatConnection sends each kind of bad input on its
 // own connection while a client keeps working on another.
 func TestBadInputClosesOnlyThatConnection(t *testing.T) {
+	n := uniqueNames()
 	b := startBroker(t, func(c *Config) { c.MaxRequestSize = 1 << 20 })
-	createTopic(t, b, "steady", 1)
+	createTopic(t, b, n("steady"), 1)
 	good := dialRaw(t, b)
-	wantCode(t, "produce before", produceRaw(t, good, "steady", 0, values("before")).ErrorCode, nil)
+	wantCode(t, "produce before", produceRaw(t, good, n("steady"), 0, values("before")).ErrorCode, nil)
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	garbage := make([]byte, 4096)
@@ -39,7 +41,7 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 	framed := func(body []byte) []byte {
 		return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
 	}
-	produceV2 := produceRequest("steady", 0, -1, values("old"))
+	produceV2 := produceRequest(n("steady"), 0, -1, values("old"))
 	produceV2.Version = 2
 
 	for _, tc := range []struct {
@@ -60,7 +62,7 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.expectClosed()
-			wantCode(t, "produce on the good connection", produceRaw(t, good, "steady", 0, values(tc.name)).ErrorCode, nil)
+			wantCode(t, "produce on the good connection", produceRaw(t, good, n("steady"), 0, values(tc.name)).ErrorCode, nil)
 		})
 	}
 
@@ -71,7 +73,7 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 	c.nc.Close()
 
 	// Nothing was damaged: every good record is there, in order.
-	cl := newClient(t, b, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"steady": {0: kgo.NewOffset().AtStart()}}))
+	cl := newClient(t, b, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{n("steady"): {0: kgo.NewOffset().AtStart()}}))
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	var got []string
@@ -92,6 +94,7 @@ func prototestFrame(req kmsg.Request) []byte {
 // long poll in progress and a kgo client, and checks that no goroutine of
 // the broker is left.
 func TestCloseWithOpenConnections(t *testing.T) {
+	n := uniqueNames()
 	before := runtime.NumGoroutine()
 	cfg := testConfig(t)
 	cfg.MetricsListen = "127.0.0.1:0"
@@ -102,10 +105,10 @@ func TestCloseWithOpenConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	idle := dialRaw(t, b)
-	resp0 := idle.do(createTopicsRequest(false, topicSpecReq("closing", 1, 1))).(*kmsg.CreateTopicsResponse)
+	resp0 := idle.do(createTopicsRequest(false, topicSpecReq(n("closing"), 1, 1))).(*kmsg.CreateTopicsResponse)
 	wantCode(t, "create", resp0.Topics[0].ErrorCode, nil)
 	poller := dialRaw(t, b)
-	req := fetchRequest("closing", 0, 0, 1, 30_000)
+	req := fetchRequest(n("closing"), 0, 0, 1, 30_000)
 	corr := poller.send(req)
 	time.Sleep(100 * time.Millisecond)
 
@@ -133,4 +136,21 @@ func TestCloseWithOpenConnections(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestHandlerPanicIsRecovered checks that a panicking handler becomes an
+// error (which closes only its connection) instead of crashing the broker.
+func TestHandlerPanicIsRecovered(t *testing.T) {
+	t.Parallel()
+	b := sharedBroker(t)
+	server, client := net.Pipe()
+	defer client.Close()
+	c := newConn(b, server)
+	defer c.abort()
+	boom := apiEntry{key: 3, fn: func(*Broker, context.Context, *request) (kmsg.Response, error) { panic("boom") }}
+	r := &request{req: kmsg.NewPtrMetadataRequest(), conn: c, released: make(chan struct{})}
+	resp, err := c.call(boom, r)
+	if err == nil || resp != nil {
+		t.Fatalf("panicking handler returned %v, %v", resp, err)
+	}
 }

@@ -13,15 +13,16 @@ import (
 
 func TestFetchLongPollWakesOnProduce(t *testing.T) {
 	t.Parallel()
+	n := uniqueNames()
 	b := sharedBroker(t)
-	createTopic(t, b, "poll", 1)
+	createTopic(t, b, n("poll"), 1)
 	consumer, producer := dialRaw(t, b), dialRaw(t, b)
 
 	start := time.Now()
-	req := fetchRequest("poll", 0, 0, 1, 10_000)
+	req := fetchRequest(n("poll"), 0, 0, 1, 10_000)
 	corr := consumer.send(req)
 	time.Sleep(200 * time.Millisecond) // let the fetch start waiting
-	wantCode(t, "produce", produceRaw(t, producer, "poll", 0, values("wake")).ErrorCode, nil)
+	wantCode(t, "produce", produceRaw(t, producer, n("poll"), 0, values("wake")).ErrorCode, nil)
 
 	resp := consumer.recv(req, corr).(*kmsg.FetchResponse)
 	elapsed := time.Since(start)
@@ -40,11 +41,12 @@ func TestFetchLongPollWakesOnProduce(t *testing.T) {
 
 func TestFetchHonoursMaxWait(t *testing.T) {
 	t.Parallel()
+	n := uniqueNames()
 	b := sharedBroker(t)
-	createTopic(t, b, "wait", 1)
+	createTopic(t, b, n("wait"), 1)
 	c := dialRaw(t, b)
 	start := time.Now()
-	resp := c.do(fetchRequest("wait", 0, 0, 1, 300)).(*kmsg.FetchResponse)
+	resp := c.do(fetchRequest(n("wait"), 0, 0, 1, 300)).(*kmsg.FetchResponse)
 	elapsed := time.Since(start)
 	p := resp.Topics[0].Partitions[0]
 	wantCode(t, "fetch", p.ErrorCode, nil)
@@ -57,7 +59,7 @@ func TestFetchHonoursMaxWait(t *testing.T) {
 
 	// MinBytes 0 answers at once.
 	start = time.Now()
-	c.do(fetchRequest("wait", 0, 0, 0, 5000))
+	c.do(fetchRequest(n("wait"), 0, 0, 0, 5000))
 	if elapsed := time.Since(start); elapsed > time.Second {
 		t.Fatalf("fetch with MinBytes 0 answered after %v", elapsed)
 	}
@@ -65,19 +67,20 @@ func TestFetchHonoursMaxWait(t *testing.T) {
 
 func TestFetchErrorsAndLimits(t *testing.T) {
 	t.Parallel()
+	n := uniqueNames()
 	b := sharedBroker(t)
-	createTopic(t, b, "limits", 2)
+	createTopic(t, b, n("limits"), 2)
 	c := dialRaw(t, b)
 	for range 3 {
-		wantCode(t, "produce p0", produceRaw(t, c, "limits", 0, values("0123456789", "abcdefghij")).ErrorCode, nil)
-		wantCode(t, "produce p1", produceRaw(t, c, "limits", 1, values("0123456789")).ErrorCode, nil)
+		wantCode(t, "produce p0", produceRaw(t, c, n("limits"), 0, values("0123456789", "abcdefghij")).ErrorCode, nil)
+		wantCode(t, "produce p1", produceRaw(t, c, n("limits"), 1, values("0123456789")).ErrorCode, nil)
 	}
 	one := len(values("0123456789", "abcdefghij"))
 
 	// Offset out of range, unknown topic and partition, fenced epoch: an
 	// error answers at once even with MinBytes.
 	start := time.Now()
-	resp := c.do(fetchRequest("limits", 0, 99, 1, 5000)).(*kmsg.FetchResponse)
+	resp := c.do(fetchRequest(n("limits"), 0, 99, 1, 5000)).(*kmsg.FetchResponse)
 	wantCode(t, "offset 99", resp.Topics[0].Partitions[0].ErrorCode, kerr.OffsetOutOfRange)
 	if hwm := resp.Topics[0].Partitions[0].HighWatermark; hwm != 6 {
 		t.Fatalf("out of range fetch reports high watermark %d", hwm)
@@ -85,11 +88,11 @@ func TestFetchErrorsAndLimits(t *testing.T) {
 	if time.Since(start) > 2*time.Second {
 		t.Fatal("a partition error did not answer at once")
 	}
-	resp = c.do(fetchRequest("nope", 0, 0, 0, 0)).(*kmsg.FetchResponse)
+	resp = c.do(fetchRequest(n("nope"), 0, 0, 0, 0)).(*kmsg.FetchResponse)
 	wantCode(t, "unknown topic", resp.Topics[0].Partitions[0].ErrorCode, kerr.UnknownTopicOrPartition)
-	resp = c.do(fetchRequest("limits", 7, 0, 0, 0)).(*kmsg.FetchResponse)
+	resp = c.do(fetchRequest(n("limits"), 7, 0, 0, 0)).(*kmsg.FetchResponse)
 	wantCode(t, "unknown partition", resp.Topics[0].Partitions[0].ErrorCode, kerr.UnknownTopicOrPartition)
-	req := fetchRequest("limits", 0, 0, 0, 0)
+	req := fetchRequest(n("limits"), 0, 0, 0, 0)
 	req.Topics[0].Partitions[0].CurrentLeaderEpoch = 0 // older than any Raft term
 	resp = c.do(req).(*kmsg.FetchResponse)
 	wantCode(t, "old leader epoch", resp.Topics[0].Partitions[0].ErrorCode, kerr.FencedLeaderEpoch)
@@ -98,7 +101,7 @@ func TestFetchErrorsAndLimits(t *testing.T) {
 	wantCode(t, "future leader epoch", resp.Topics[0].Partitions[0].ErrorCode, kerr.UnknownLeaderEpoch)
 
 	// PartitionMaxBytes below one batch still returns that one batch.
-	req = fetchRequest("limits", 0, 0, 0, 0)
+	req = fetchRequest(n("limits"), 0, 0, 0, 0)
 	req.Topics[0].Partitions[0].PartitionMaxBytes = 1
 	resp = c.do(req).(*kmsg.FetchResponse)
 	if bases, _ := batchOffsets(t, resp.Topics[0].Partitions[0].RecordBatches); len(bases) != 1 {
@@ -107,7 +110,7 @@ func TestFetchErrorsAndLimits(t *testing.T) {
 
 	// MaxBytes: the first partition may exceed it by one batch, later
 	// partitions that do not fit return nothing (KIP-74).
-	req = fetchRequest("limits", 0, 0, 0, 0)
+	req = fetchRequest(n("limits"), 0, 0, 0, 0)
 	req.MaxBytes = int32(one + 10)
 	p1 := kmsg.NewFetchRequestTopicPartition()
 	p1.Partition, p1.PartitionMaxBytes = 1, 1<<20
@@ -134,9 +137,10 @@ func TestFetchErrorsAndLimits(t *testing.T) {
 
 func TestFetchAndProduceByTopicID(t *testing.T) {
 	t.Parallel()
+	n := uniqueNames()
 	b := sharedBroker(t)
-	createTopic(t, b, "byid", 1)
-	id := b.meta.Image().Topics["byid"].ID
+	createTopic(t, b, n("byid"), 1)
+	id := b.meta.Image().Topics[n("byid")].ID
 	c := dialRaw(t, b)
 
 	preq := produceRequest("", 0, -1, values("x", "y"))
@@ -167,16 +171,17 @@ func TestFetchAndProduceByTopicID(t *testing.T) {
 
 func TestFetchZstdNeedsV10(t *testing.T) {
 	t.Parallel()
+	n := uniqueNames()
 	b := sharedBroker(t)
-	createTopic(t, b, "zstd", 1)
+	createTopic(t, b, n("zstd"), 1)
 	c := dialRaw(t, b)
 	batch := prototest.Batch(prototest.Values("z"), prototest.WithCodec(protocol.CodecZstd))
-	preq := produceRequest("zstd", 0, -1, batch)
+	preq := produceRequest(n("zstd"), 0, -1, batch)
 	preq.Version = 6
 	wantCode(t, "zstd at produce v6", c.do(preq).(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode,
 		kerr.UnsupportedCompressionType)
-	wantCode(t, "zstd at produce v9", produceRaw(t, c, "zstd", 0, batch).ErrorCode, nil)
-	freq := fetchRequest("zstd", 0, 0, 0, 0)
+	wantCode(t, "zstd at produce v9", produceRaw(t, c, n("zstd"), 0, batch).ErrorCode, nil)
+	freq := fetchRequest(n("zstd"), 0, 0, 0, 0)
 	freq.Version = 9
 	wantCode(t, "zstd at fetch v9", c.do(freq).(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode,
 		kerr.UnsupportedCompressionType)
@@ -186,8 +191,9 @@ func TestFetchZstdNeedsV10(t *testing.T) {
 
 func TestListOffsets(t *testing.T) {
 	t.Parallel()
+	n := uniqueNames()
 	b := sharedBroker(t)
-	createTopic(t, b, "lo", 1)
+	createTopic(t, b, n("lo"), 1)
 	c := dialRaw(t, b)
 	// Offsets 0-2 at 1000-1002, 3-4 at 5000-5001, 5 at 2000.
 	for _, batch := range [][]byte{
@@ -195,7 +201,7 @@ func TestListOffsets(t *testing.T) {
 		prototest.Batch(prototest.Values("d", "e"), prototest.WithFirstTimestamp(5000)),
 		prototest.Batch(prototest.Values("f"), prototest.WithFirstTimestamp(2000)),
 	} {
-		wantCode(t, "produce", produceRaw(t, c, "lo", 0, batch).ErrorCode, nil)
+		wantCode(t, "produce", produceRaw(t, c, n("lo"), 0, batch).ErrorCode, nil)
 	}
 	for _, tc := range []struct {
 		name          string
@@ -211,18 +217,18 @@ func TestListOffsets(t *testing.T) {
 		{"before all", 0, 0, 1000},
 		{"after all", 6000, -1, -1},
 	} {
-		p := listOffset(t, c, "lo", 0, tc.ts)
+		p := listOffset(t, c, n("lo"), 0, tc.ts)
 		wantCode(t, tc.name, p.ErrorCode, nil)
 		if p.Offset != tc.offset || p.Timestamp != tc.rects {
 			t.Errorf("%s: offset %d timestamp %d, want %d %d", tc.name, p.Offset, p.Timestamp, tc.offset, tc.rects)
 		}
 	}
-	wantCode(t, "unknown topic", listOffset(t, c, "nope", 0, -1).ErrorCode, kerr.UnknownTopicOrPartition)
-	wantCode(t, "bad timestamp", listOffset(t, c, "lo", 0, -42).ErrorCode, kerr.InvalidRequest)
+	wantCode(t, "unknown topic", listOffset(t, c, n("nope"), 0, -1).ErrorCode, kerr.UnknownTopicOrPartition)
+	wantCode(t, "bad timestamp", listOffset(t, c, n("lo"), 0, -42).ErrorCode, kerr.InvalidRequest)
 
 	// An empty partition.
-	createTopic(t, b, "lo-empty", 1)
-	if p := listOffset(t, c, "lo-empty", 0, -3); p.ErrorCode != 0 || p.Offset != -1 {
+	createTopic(t, b, n("lo-empty"), 1)
+	if p := listOffset(t, c, n("lo-empty"), 0, -3); p.ErrorCode != 0 || p.Offset != -1 {
 		t.Errorf("max timestamp of an empty partition: offset %d, %v", p.Offset, kerr.ErrorForCode(p.ErrorCode))
 	}
 }

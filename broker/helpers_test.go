@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -159,6 +160,17 @@ func sharedBroker(t testing.TB) *Broker {
 		t.Fatalf("start shared broker: %v", shared.err)
 	}
 	return shared.b
+}
+
+// nameSeq makes topic names unique per test invocation, so that tests can
+// share a broker and run again with -count.
+var nameSeq atomic.Int64
+
+// uniqueNames returns a function that suffixes a topic name with a number
+// unique to this call (invalid names stay invalid).
+func uniqueNames() func(string) string {
+	suffix := fmt.Sprintf("-%d", nameSeq.Add(1))
+	return func(name string) string { return name + suffix }
 }
 
 // newClient returns a kgo client for b, closed when the test ends.

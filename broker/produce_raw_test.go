@@ -27,8 +27,9 @@ func initProducerID(t *testing.T, c *rawConn) int64 {
 
 func TestProduceIdempotentDuplicateAndGap(t *testing.T) {
 	t.Parallel()
+	n := uniqueNames()
 	b := sharedBroker(t)
-	createTopic(t, b, "idem", 1)
+	createTopic(t, b, n("idem"), 1)
 	c := dialRaw(t, b)
 	pid := initProducerID(t, c)
 	if other := initProducerID(t, c); other == pid {
@@ -36,37 +37,37 @@ func TestProduceIdempotentDuplicateAndGap(t *testing.T) {
 	}
 
 	first := prototest.Batch(prototest.Values("a", "b"), prototest.WithProducer(pid, 0, 0))
-	p := produceRaw(t, c, "idem", 0, first)
+	p := produceRaw(t, c, n("idem"), 0, first)
 	wantCode(t, "first batch", p.ErrorCode, nil)
 	if p.BaseOffset != 0 {
 		t.Fatalf("first batch at %d, want 0", p.BaseOffset)
 	}
 	second := prototest.Batch(prototest.Values("c"), prototest.WithProducer(pid, 0, 2))
-	if p := produceRaw(t, c, "idem", 0, second); p.ErrorCode != 0 || p.BaseOffset != 2 {
+	if p := produceRaw(t, c, n("idem"), 0, second); p.ErrorCode != 0 || p.BaseOffset != 2 {
 		t.Fatalf("second batch: offset %d, %v", p.BaseOffset, kerr.ErrorForCode(p.ErrorCode))
 	}
 
 	// A retry of the first batch, as a producer would send it after a lost
 	// response: the original offset, no error, nothing stored.
-	p = produceRaw(t, c, "idem", 0, first)
+	p = produceRaw(t, c, n("idem"), 0, first)
 	wantCode(t, "retried batch", p.ErrorCode, nil)
 	if p.BaseOffset != 0 {
 		t.Fatalf("retried batch got offset %d, want the original 0", p.BaseOffset)
 	}
-	if hwm := highWatermark(t, c, "idem", 0); hwm != 3 {
+	if hwm := highWatermark(t, c, n("idem"), 0); hwm != 3 {
 		t.Fatalf("high watermark %d after a duplicate, want 3", hwm)
 	}
 
 	// A gap in the sequence.
 	gap := prototest.Batch(prototest.Values("x"), prototest.WithProducer(pid, 0, 7))
-	p = produceRaw(t, c, "idem", 0, gap)
+	p = produceRaw(t, c, n("idem"), 0, gap)
 	wantCode(t, "sequence gap", p.ErrorCode, kerr.OutOfOrderSequenceNumber)
-	if hwm := highWatermark(t, c, "idem", 0); hwm != 3 {
+	if hwm := highWatermark(t, c, n("idem"), 0); hwm != 3 {
 		t.Fatalf("high watermark %d after a refused batch, want 3", hwm)
 	}
 
 	// Everything stored once, in order.
-	resp := c.do(fetchRequest("idem", 0, 0, 0, 0)).(*kmsg.FetchResponse)
+	resp := c.do(fetchRequest(n("idem"), 0, 0, 0, 0)).(*kmsg.FetchResponse)
 	bases, counts := batchOffsets(t, resp.Topics[0].Partitions[0].RecordBatches)
 	if len(bases) != 2 || bases[0] != 0 || bases[1] != 2 || counts[0] != 2 || counts[1] != 1 {
 		t.Fatalf("stored batches at %v with %v records, want [0 2] with [2 1]", bases, counts)
@@ -75,8 +76,9 @@ func TestProduceIdempotentDuplicateAndGap(t *testing.T) {
 
 func TestProduceBadInput(t *testing.T) {
 	t.Parallel()
+	n := uniqueNames()
 	b := sharedBroker(t)
-	createTopic(t, b, "bad", 1)
+	createTopic(t, b, n("bad"), 1)
 	c := dialRaw(t, b)
 
 	corrupt := values("a", "b")
@@ -93,15 +95,15 @@ func TestProduceBadInput(t *testing.T) {
 		records   []byte
 		want      *kerr.Error
 	}{
-		{"unknown topic", "nope", 0, values("a"), kerr.UnknownTopicOrPartition},
-		{"unknown partition", "bad", 5, values("a"), kerr.UnknownTopicOrPartition},
-		{"bad crc", "bad", 0, corrupt, kerr.CorruptMessage},
-		{"truncated batch", "bad", 0, values("a")[:40], kerr.CorruptMessage},
-		{"magic 1", "bad", 0, magic1, kerr.UnsupportedForMessageFormat},
-		{"two batches", "bad", 0, prototest.RecordSet(values("a"), values("b")), kerr.InvalidRecord},
-		{"no batch", "bad", 0, nil, kerr.InvalidRecord},
-		{"transactional", "bad", 0, transactional, kerr.TransactionalIDAuthorizationFailed},
-		{"control", "bad", 0, control, kerr.InvalidRecord},
+		{"unknown topic", n("nope"), 0, values("a"), kerr.UnknownTopicOrPartition},
+		{"unknown partition", n("bad"), 5, values("a"), kerr.UnknownTopicOrPartition},
+		{"bad crc", n("bad"), 0, corrupt, kerr.CorruptMessage},
+		{"truncated batch", n("bad"), 0, values("a")[:40], kerr.CorruptMessage},
+		{"magic 1", n("bad"), 0, magic1, kerr.UnsupportedForMessageFormat},
+		{"two batches", n("bad"), 0, prototest.RecordSet(values("a"), values("b")), kerr.InvalidRecord},
+		{"no batch", n("bad"), 0, nil, kerr.InvalidRecord},
+		{"transactional", n("bad"), 0, transactional, kerr.TransactionalIDAuthorizationFailed},
+		{"control", n("bad"), 0, control, kerr.InvalidRecord},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := produceRaw(t, c, tc.topic, tc.partition, tc.records)
@@ -111,25 +113,26 @@ func TestProduceBadInput(t *testing.T) {
 			}
 		})
 	}
-	if hwm := highWatermark(t, c, "bad", 0); hwm != 0 {
+	if hwm := highWatermark(t, c, n("bad"), 0); hwm != 0 {
 		t.Fatalf("refused batches were stored: high watermark %d", hwm)
 	}
 
 	// acks other than -1, 0, 1.
-	req := produceRequest("bad", 0, 2, values("a"))
+	req := produceRequest(n("bad"), 0, 2, values("a"))
 	resp := c.do(req).(*kmsg.ProduceResponse)
 	wantCode(t, "acks=2", resp.Topics[0].Partitions[0].ErrorCode, kerr.InvalidRequiredAcks)
 }
 
 func TestProduceMessageTooLarge(t *testing.T) {
 	t.Parallel()
+	n := uniqueNames()
 	b := sharedBroker(t)
 	c := dialRaw(t, b)
 	req := kmsg.NewPtrCreateTopicsRequest()
 	req.Version = 7
 	req.TimeoutMillis = 5000
 	rt := kmsg.NewCreateTopicsRequestTopic()
-	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "small", 1, 1
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = n("small"), 1, 1
 	cfg := kmsg.NewCreateTopicsRequestTopicConfig()
 	cfg.Name, cfg.Value = "max.message.bytes", kmsg.StringPtr("200")
 	rt.Configs = append(rt.Configs, cfg)
@@ -138,25 +141,26 @@ func TestProduceMessageTooLarge(t *testing.T) {
 	wantCode(t, "create", cresp.Topics[0].ErrorCode, nil)
 
 	big := prototest.Batch([]protocol.Record{{Value: make([]byte, 300)}})
-	wantCode(t, "big batch", produceRaw(t, c, "small", 0, big).ErrorCode, kerr.MessageTooLarge)
-	wantCode(t, "small batch", produceRaw(t, c, "small", 0, values("ok")).ErrorCode, nil)
+	wantCode(t, "big batch", produceRaw(t, c, n("small"), 0, big).ErrorCode, kerr.MessageTooLarge)
+	wantCode(t, "small batch", produceRaw(t, c, n("small"), 0, values("ok")).ErrorCode, nil)
 }
 
 func TestProduceAcksZero(t *testing.T) {
 	t.Parallel()
+	n := uniqueNames()
 	b := sharedBroker(t)
-	createTopic(t, b, "fire", 1)
+	createTopic(t, b, n("fire"), 1)
 	c := dialRaw(t, b)
 	for range 5 {
-		c.send(produceRequest("fire", 0, 0, values("a", "b")))
+		c.send(produceRequest(n("fire"), 0, 0, values("a", "b")))
 	}
 	// The next response on the connection is the metadata request's: acks=0
 	// produces have none.
-	if resp := c.do(metadataRequest(12, "fire")).(*kmsg.MetadataResponse); len(resp.Topics) != 1 {
+	if resp := c.do(metadataRequest(12, n("fire"))).(*kmsg.MetadataResponse); len(resp.Topics) != 1 {
 		t.Fatalf("metadata lists %d topics", len(resp.Topics))
 	}
 	eventually(t, 5*time.Second, func() error {
-		if hwm := highWatermark(t, c, "fire", 0); hwm != 10 {
+		if hwm := highWatermark(t, c, n("fire"), 0); hwm != 10 {
 			return fmt.Errorf("high watermark %d, want 10", hwm)
 		}
 		return nil
@@ -164,14 +168,15 @@ func TestProduceAcksZero(t *testing.T) {
 
 	// An acks=0 produce that fails closes the connection, so the client
 	// refreshes its metadata.
-	c.send(produceRequest("unknown-topic", 0, 0, values("a")))
+	c.send(produceRequest(n("unknown-topic"), 0, 0, values("a")))
 	c.expectClosed()
 }
 
 func TestPipelinedRequestsAnsweredInOrder(t *testing.T) {
 	t.Parallel()
+	n := uniqueNames()
 	b := sharedBroker(t)
-	createTopic(t, b, "pipe", 1)
+	createTopic(t, b, n("pipe"), 1)
 	c := dialRaw(t, b)
 	type sent struct {
 		req  kmsg.Request
@@ -182,13 +187,13 @@ func TestPipelinedRequestsAnsweredInOrder(t *testing.T) {
 		var req kmsg.Request
 		switch i % 4 {
 		case 0, 1:
-			req = produceRequest("pipe", 0, -1, values(fmt.Sprint(i)))
+			req = produceRequest(n("pipe"), 0, -1, values(fmt.Sprint(i)))
 		case 2:
 			md := kmsg.NewPtrMetadataRequest()
 			md.Version = 12
 			req = md
 		case 3:
-			req = fetchRequest("pipe", 0, 0, 1, 50)
+			req = fetchRequest(n("pipe"), 0, 0, 1, 50)
 		}
 		all = append(all, sent{req, c.send(req)})
 	}

@@ -11,12 +11,13 @@ import (
 
 func TestProduceConsumeRoundTrip(t *testing.T) {
 	t.Parallel()
+	name := uniqueNames()
 	b := sharedBroker(t)
-	createTopic(t, b, "rt", 3)
+	createTopic(t, b, name("rt"), 3)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 
-	prod := newClient(t, b, kgo.DefaultProduceTopic("rt"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	prod := newClient(t, b, kgo.DefaultProduceTopic(name("rt")), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
 	const n = 300
 	for i := range n {
 		r := &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprintf("value-%d", i)),
@@ -31,7 +32,7 @@ func TestProduceConsumeRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cons := newClient(t, b, kgo.ConsumeTopics("rt"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cons := newClient(t, b, kgo.ConsumeTopics(name("rt")), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	seen := map[string]bool{}
 	next := map[int32]int64{}
 	for len(seen) < n {
