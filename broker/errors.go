@@ -5,9 +5,6 @@ import "errors"
 // Sentinel errors of the broker's own request validation. errcode.go maps
 // them (and those of wal, metadata, protocol and s3stream) to Kafka codes.
 var (
-	// ErrClosed is returned by a Broker after Close.
-	ErrClosed = errors.New("broker: closed")
-
 	errUnknownTopicOrPartition = errors.New("broker: unknown topic or partition")
 	errUnknownTopicID          = errors.New("broker: unknown topic id")
 	errInvalidRequiredAcks     = errors.New("broker: acks must be -1, 0 or 1")
