@@ -78,6 +78,20 @@ type benchRun struct {
 	ack, e2e     latencies
 	acked, bytes atomic.Int64
 	failed       atomic.Int64
+	consumed     atomic.Int64
+}
+
+// settle waits until the consumer has read every acknowledged record, so
+// that the next phase's end-to-end latencies are not those of a backlog.
+func (r *benchRun) settle(b *testing.B) {
+	Eventually(b, 60*time.Second, func() error {
+		if c, a := r.consumed.Load(), r.acked.Load(); c < a {
+			return fmt.Errorf("consumer at %d of %d acknowledged records", c, a)
+		}
+		return nil
+	})
+	r.ack.reset()
+	r.e2e.reset()
 }
 
 // BenchmarkProduceConsume measures a single shoald: (a) a fixed offered
@@ -110,13 +124,11 @@ func BenchmarkProduceConsume(b *testing.B) {
 	for range b.N {
 		// Warm-up: connections, producer ids, metadata.
 		runPhase(ctx, run, producers, value, 0, min(dur, 2*time.Second))
-		run.ack.reset()
-		run.e2e.reset()
+		run.settle(b)
 
 		fixed := runPhase(ctx, run, producers, value, benchOfferedMBs, dur)
 		report(b, "fixed", run, fixed)
-		run.ack.reset()
-		run.e2e.reset()
+		run.settle(b)
 
 		peak := runPhase(ctx, run, producers, value, 0, dur)
 		report(b, "peak", run, peak)
@@ -195,10 +207,10 @@ func runPhase(ctx context.Context, run *benchRun, producers []*kgo.Client, value
 
 type sentAtKey struct{}
 
-// startBenchConsumer tails the topic from its end, recording end-to-end
-// latencies, until ctx is done.
+// startBenchConsumer tails the topic (new, so from its start), recording
+// end-to-end latencies, until ctx is done.
 func startBenchConsumer(b *testing.B, br *Broker, run *benchRun, ctx context.Context) chan struct{} {
-	cl := br.Client(b, kgo.ConsumeTopics("bench"), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
+	cl := br.Client(b, kgo.ConsumeTopics("bench"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(100*time.Millisecond), kgo.FetchMaxBytes(64<<20))
 	done := make(chan struct{})
 	go func() {
@@ -206,7 +218,10 @@ func startBenchConsumer(b *testing.B, br *Broker, run *benchRun, ctx context.Con
 		for ctx.Err() == nil {
 			fs := cl.PollFetches(ctx)
 			now := time.Now()
-			fs.EachRecord(func(r *kgo.Record) { run.e2e.add(now.Sub(r.Timestamp)) })
+			fs.EachRecord(func(r *kgo.Record) {
+				run.e2e.add(now.Sub(r.Timestamp))
+				run.consumed.Add(1)
+			})
 		}
 	}()
 	return done
