@@ -82,12 +82,7 @@ func (b *Broker) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
 		byID := req.Version >= 13
-		var topic *metadata.Topic
-		if byID {
-			topic = topicByID(im, rt.TopicID)
-		} else {
-			topic = im.Topics[rt.Topic]
-		}
+		topic := lookupTopic(im, byID, rt.Topic, rt.TopicID)
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
 		for i, rp := range rt.Partitions {
 			sp := &st.Partitions[i]

@@ -154,12 +154,7 @@ func (b *Broker) readFetch(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, si
 	for _, rt := range req.Topics {
 		st := kmsg.NewFetchResponseTopic()
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
-		var topic *metadata.Topic
-		if byID {
-			topic = topicByID(im, rt.TopicID)
-		} else {
-			topic = im.Topics[rt.Topic]
-		}
+		topic := lookupTopic(im, byID, rt.Topic, rt.TopicID)
 		st.Partitions = make([]kmsg.FetchResponseTopicPartition, len(rt.Partitions))
 		for i := range rt.Partitions {
 			sp := &st.Partitions[i]

@@ -61,6 +61,15 @@ func topicByID(im *metadata.Image, id [16]byte) *metadata.Topic {
 	return im.TopicsByID[metadata.TopicID(id)]
 }
 
+// lookupTopic finds a request's topic by id (byID, Produce v13+ and Fetch
+// v13+) or by name; nil if unknown.
+func lookupTopic(im *metadata.Image, byID bool, name string, id [16]byte) *metadata.Topic {
+	if byID {
+		return topicByID(im, id)
+	}
+	return im.Topics[name]
+}
+
 // topicLookupErr is the error for a topic that is not found: by name
 // UNKNOWN_TOPIC_OR_PARTITION, by id UNKNOWN_TOPIC_ID.
 func topicLookupErr(byID bool) error {

@@ -27,10 +27,14 @@ func (nopSnapshot) Persist(s raft.SnapshotSink) error { return s.Close() }
 func (nopSnapshot) Release()                          {}
 
 // BenchmarkRaftCeiling is the append ceiling of this machine: one-voter Raft
-// on raft-boltdb, entries of the given size, 8 in flight, no FSM work.
+// on raft-boltdb, entries of the given size with a given number in flight,
+// no FSM work.
 func BenchmarkRaftCeiling(b *testing.B) {
-	for _, size := range []int{64 << 10, 256 << 10, 1 << 20} {
-		b.Run(fmt.Sprintf("entry=%dKiB", size>>10), func(b *testing.B) {
+	for _, c := range []struct{ size, inflight int }{
+		{64 << 10, 16}, {256 << 10, 4}, {256 << 10, 16}, {1 << 20, 16},
+	} {
+		size := c.size
+		b.Run(fmt.Sprintf("entry=%dKiB/inflight=%d", size>>10, c.inflight), func(b *testing.B) {
 			mux, err := raftgroup.Listen("127.0.0.1:0", quiet)
 			if err != nil {
 				b.Fatal(err)
@@ -47,7 +51,7 @@ func BenchmarkRaftCeiling(b *testing.B) {
 			data := make([]byte, size)
 			b.SetBytes(int64(size))
 			b.ResetTimer()
-			futures := make(chan raft.ApplyFuture, 8)
+			futures := make(chan raft.ApplyFuture, c.inflight)
 			var wg sync.WaitGroup
 			wg.Add(1)
 			go func() {

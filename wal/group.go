@@ -22,7 +22,7 @@ type Config struct {
 	// TargetEntryBytes is the size group commit aims for per Raft entry
 	// (default 256 KiB: raft-boltdb's sweet spot on this kind of machine).
 	TargetEntryBytes int
-	// MaxInFlight bounds the entries handed to Raft and not yet committed (default 8).
+	// MaxInFlight bounds the entries handed to Raft and not yet committed (default 16).
 	MaxInFlight int
 	// QueueDepth bounds the submitted appends waiting for an entry (default 4096).
 	QueueDepth int
@@ -35,7 +35,7 @@ func DefaultConfig() Config {
 	return Config{
 		TailCacheBytes:   256 << 20,
 		TargetEntryBytes: 256 << 10,
-		MaxInFlight:      8,
+		MaxInFlight:      16,
 		QueueDepth:       4096,
 		ApplyTimeout:     10 * time.Second,
 	}
