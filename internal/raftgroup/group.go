@@ -176,13 +176,15 @@ func (g *Group) closeStores() error {
 // since raft is chatty at info level.
 func newHCLogger(name string, logger *slog.Logger) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
-		Name:   name,
-		Level:  hclog.Warn,
-		Output: slogWriter{logger: logger, name: name},
+		Name:        name,
+		Level:       hclog.Warn,
+		DisableTime: true,
+		Output:      slogWriter{logger: logger, name: name},
 	})
 }
 
-// slogWriter turns hclog's formatted lines into slog records.
+// slogWriter turns hclog's formatted lines ("[WARN]  name: message: k=v")
+// into slog records.
 type slogWriter struct {
 	logger *slog.Logger
 	name   string
@@ -191,9 +193,17 @@ type slogWriter struct {
 func (w slogWriter) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
 	level := slog.LevelWarn
-	if strings.Contains(line, "[ERROR]") {
+	switch {
+	case strings.HasPrefix(line, "[ERROR]"):
 		level = slog.LevelError
+	case strings.Contains(line, "starting election"):
+		// Every start of a group elects; that is not worth a warning.
+		level = slog.LevelInfo
 	}
+	if i := strings.Index(line, "]"); i >= 0 {
+		line = strings.TrimSpace(line[i+1:])
+	}
+	line = strings.TrimPrefix(line, w.name+": ")
 	w.logger.Log(context.Background(), level, line, "component", w.name)
 	return len(p), nil
 }
