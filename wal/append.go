@@ -57,6 +57,10 @@ func (g *Group) Submit(ctx context.Context, stream uint64, batches [][]byte) *Ap
 		a.finish(result{}, ErrNotLeader)
 		return a
 	}
+	if max := g.cfg.MaxPendingBytes; max > 0 && g.PendingBytes() >= max {
+		a.finish(result{}, ErrWALFull)
+		return a
+	}
 	select {
 	case g.queue <- a:
 	case <-g.closing:

@@ -25,11 +25,14 @@
 //   - A restart rebuilds all state by replaying the Raft log (from the last
 //     snapshot, which holds the index and producer state).
 //
-// Entry format (Raft log data), all integers big-endian:
+// Upload: [Group.Pending] and [Group.ReadPending] hand the committed data that
+// is not yet in object storage to the uploader; once its object is committed
+// to metadata, [Group.Trim] replicates a trim entry (every replica drops
+// those batches from its index and cache) and deletes the Raft log below what
+// is still needed, after a snapshot. Reads below a stream's WAL start return
+// ErrBelowWAL: that data is read from object storage. Config.MaxPendingBytes
+// bounds the data waiting for upload (ErrWALFull beyond it).
 //
-//	entry   = kind:u8 (1 = append) count:u32 batch*
-//	batch   = stream:u64 len:u32 bytes   (a magic-2 record batch as the producer sent it)
-//
-// Batches are stored unpatched; their base offset and leader epoch are patched
-// on read from the index.
+// The entry formats are in docs/format/wal-entry.md. Batches are stored
+// unpatched; their base offset and leader epoch are patched on read.
 package wal

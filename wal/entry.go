@@ -5,8 +5,17 @@ import (
 	"fmt"
 )
 
-// entryKindAppend marks an entry of appends; it is the only kind so far.
-const entryKindAppend byte = 1
+// Entry kinds: the first byte of every WAL Raft entry.
+const (
+	// entryKindAppend: batches of many streams, packed by group commit.
+	entryKindAppend byte = 1
+	// entryKindTrim: the streams' data below given offsets is in object
+	// storage; the WAL drops it from its index.
+	entryKindTrim byte = 2
+)
+
+// trimSize is stream (8) + end offset (8).
+const trimSize = 16
 
 // entryHeaderSize is kind (1) + request count (4).
 const entryHeaderSize = 5
@@ -90,4 +99,40 @@ func decodeEntry(data []byte) ([]request, error) {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(rest))
 	}
 	return reqs, nil
+}
+
+// trim is one stream's part of a trim entry: everything below End is uploaded.
+type trim struct {
+	Stream uint64
+	End    int64
+}
+
+// encodeTrim builds a trim entry.
+func encodeTrim(trims []trim) []byte {
+	buf := make([]byte, entryHeaderSize, entryHeaderSize+len(trims)*trimSize)
+	buf[0] = entryKindTrim
+	binary.BigEndian.PutUint32(buf[1:], uint32(len(trims)))
+	for _, t := range trims {
+		buf = binary.BigEndian.AppendUint64(buf, t.Stream)
+		buf = binary.BigEndian.AppendUint64(buf, uint64(t.End))
+	}
+	return buf
+}
+
+// decodeTrim parses a trim entry.
+func decodeTrim(data []byte) ([]trim, error) {
+	if len(data) < entryHeaderSize || data[0] != entryKindTrim {
+		return nil, fmt.Errorf("%w: not a trim entry", ErrCorrupt)
+	}
+	n := binary.BigEndian.Uint32(data[1:])
+	rest := data[entryHeaderSize:]
+	if uint64(n)*trimSize != uint64(len(rest)) {
+		return nil, fmt.Errorf("%w: trim entry claims %d streams in %d bytes", ErrCorrupt, n, len(rest))
+	}
+	trims := make([]trim, n)
+	for i := range trims {
+		trims[i] = trim{Stream: binary.BigEndian.Uint64(rest), End: int64(binary.BigEndian.Uint64(rest[8:]))}
+		rest = rest[trimSize:]
+	}
+	return trims, nil
 }

@@ -14,6 +14,12 @@ var (
 	ErrInvalidProducerEpoch = errors.New("wal: invalid producer epoch")
 	// ErrOffsetOutOfRange: the requested offset is below the log start or above the high watermark.
 	ErrOffsetOutOfRange = errors.New("wal: offset out of range")
+	// ErrBelowWAL: the offset was uploaded and trimmed from the WAL; read it
+	// from object storage.
+	ErrBelowWAL = errors.New("wal: offset is below the WAL (in object storage)")
+	// ErrWALFull: the data not yet uploaded reached Config.MaxPendingBytes
+	// (object storage is down or slow); retry later.
+	ErrWALFull = errors.New("wal: too much data waiting for upload")
 	// ErrInvalidBatch: a batch could not be parsed (the broker validates batches before submitting them).
 	ErrInvalidBatch = errors.New("wal: invalid record batch")
 	// ErrCorrupt marks an entry or snapshot that cannot be decoded; it is wrapped with its location.

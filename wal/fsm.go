@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 
@@ -31,6 +33,10 @@ type cacheKey struct {
 type fsm struct {
 	logger *slog.Logger
 
+	// pendingBytes is the size of the batches in the index: committed and
+	// not yet uploaded. Written under mu, read without it.
+	pendingBytes atomic.Int64
+
 	mu struct {
 		sync.RWMutex
 		streams map[uint64]*stream
@@ -53,6 +59,9 @@ func newFSM(cacheLimit int64, logger *slog.Logger) *fsm {
 
 // Apply applies one committed entry.
 func (f *fsm) Apply(l *raft.Log) interface{} {
+	if len(l.Data) > 0 && l.Data[0] == entryKindTrim {
+		return f.applyTrim(l)
+	}
 	reqs, err := decodeEntry(l.Data)
 	if err != nil {
 		// Entries are written only by encodeEntry; a decode failure means
@@ -125,6 +134,7 @@ func (f *fsm) applyRequestLocked(r *request, index uint64, pos uint32, epoch int
 		}
 		f.mu.fifo = append(f.mu.fifo, cacheKey{stream: s, base: s.Next})
 		f.mu.cacheBytes += int64(len(data))
+		f.pendingBytes.Add(int64(len(data)))
 		s.Next += int64(h.LastOffsetDelta) + 1
 	}
 	for pid, p := range staged {
@@ -215,17 +225,73 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("wal: restore snapshot: %w: version %d", ErrCorrupt, st.Version)
 	}
 	streams := make(map[uint64]*stream, len(st.Streams))
+	pending := int64(0)
 	for _, s := range st.Streams {
 		if s.Producers == nil {
 			s.Producers = make(map[int64]*producerState)
+		}
+		for _, b := range s.Batches {
+			pending += int64(b.Size)
 		}
 		streams[s.ID] = s
 	}
 	f.mu.Lock()
 	f.mu.streams = streams
 	f.mu.fifo, f.mu.fifoHead, f.mu.cacheBytes = nil, 0, 0
+	f.pendingBytes.Store(pending)
 	close(f.mu.changed)
 	f.mu.changed = make(chan struct{})
 	f.mu.Unlock()
 	return nil
+}
+
+// applyTrim drops the index entries (and cached bytes) of data that is now
+// in object storage, and moves each stream's WAL start to the trim point.
+// Trims at or below a stream's start are no-ops, so a repeated trim is harmless.
+func (f *fsm) applyTrim(l *raft.Log) interface{} {
+	trims, err := decodeTrim(l.Data)
+	if err != nil {
+		f.logger.Error("wal trim entry cannot be decoded", "index", l.Index, "err", err)
+		return fmt.Errorf("entry %d: %w", l.Index, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, t := range trims {
+		s := f.mu.streams[t.Stream]
+		if s == nil || t.End <= s.Start {
+			continue
+		}
+		n := 0
+		for n < len(s.Batches) && s.Batches[n].Last < t.End {
+			b := s.Batches[n]
+			if b.data != nil {
+				f.mu.cacheBytes -= int64(len(b.data))
+			}
+			f.pendingBytes.Add(-int64(b.Size))
+			n++
+		}
+		s.Batches = slices.Delete(s.Batches, 0, n)
+		s.Start = min(t.End, s.Next)
+		s.MaxTSIdx = -1
+		for i := range s.Batches {
+			if s.MaxTSIdx < 0 || s.Batches[i].MaxTS > s.Batches[s.MaxTSIdx].MaxTS {
+				s.MaxTSIdx = i
+			}
+		}
+	}
+	return nil
+}
+
+// minLogIndex is the lowest Raft log index any indexed batch still needs,
+// or 0 when the index is empty.
+func (f *fsm) minLogIndex() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var lowest uint64
+	for _, s := range f.mu.streams {
+		if len(s.Batches) > 0 && (lowest == 0 || s.Batches[0].LogIndex < lowest) {
+			lowest = s.Batches[0].LogIndex
+		}
+	}
+	return lowest
 }

@@ -28,6 +28,9 @@ type Config struct {
 	QueueDepth int
 	// ApplyTimeout bounds how long an entry may wait to be committed (default 10 s).
 	ApplyTimeout time.Duration
+	// MaxPendingBytes bounds the committed data not yet uploaded; beyond it
+	// Submit fails with ErrWALFull until uploads catch up (0: unbounded).
+	MaxPendingBytes int64
 }
 
 // DefaultConfig returns the defaults for the tuning fields; Raft must be filled in.
@@ -78,6 +81,9 @@ type Group struct {
 	wg       sync.WaitGroup
 	closeMu  sync.Mutex
 	closed   bool
+
+	compactMu sync.Mutex // serialises log compactions
+	snapIndex uint64     // index of the last snapshot compactLog took (under compactMu)
 }
 
 // inflightEntry is an entry handed to Raft, in log order.

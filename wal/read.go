@@ -12,13 +12,15 @@ import (
 type ReadResult struct {
 	// Records holds whole, patched batches, concatenated; the first batch
 	// contains the requested offset. Empty when the offset is the high watermark.
-	Records        []byte
-	HighWatermark  int64
+	Records       []byte
+	HighWatermark int64
+	// LogStartOffset is the first offset still in the WAL; lower offsets
+	// were uploaded to object storage (ErrBelowWAL).
 	LogStartOffset int64
 }
 
-// Offsets returns a stream's log start offset and high watermark. A stream
-// that has never been written has both at 0.
+// Offsets returns the first offset still in the WAL for a stream and its
+// high watermark. A stream that has never been written has both at 0.
 func (g *Group) Offsets(stream uint64) (start, hwm int64) {
 	g.fsm.mu.RLock()
 	defer g.fsm.mu.RUnlock()
@@ -42,7 +44,11 @@ func (g *Group) Read(stream uint64, offset int64, maxBytes int) (ReadResult, err
 		return ReadResult{}, ErrOffsetOutOfRange
 	}
 	res := ReadResult{HighWatermark: s.Next, LogStartOffset: s.Start}
-	if offset < s.Start || offset > s.Next {
+	if offset < s.Start {
+		g.fsm.mu.RUnlock()
+		return res, ErrBelowWAL
+	}
+	if offset > s.Next {
 		g.fsm.mu.RUnlock()
 		return res, ErrOffsetOutOfRange
 	}
