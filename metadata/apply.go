@@ -27,6 +27,14 @@ func (im *Image) apply(c Command, index uint64) (next *Image, resp any) {
 		return im.applyAlterTopicConfigs(c, index)
 	case AllocateProducerIDsCmd:
 		return im.applyAllocateProducerIDs(c, index)
+	case CommitObjectCmd:
+		return im.applyCommitObject(c, index)
+	case CompactObjectsCmd:
+		return im.applyCompactObjects(c, index)
+	case TrimStreamCmd:
+		return im.applyTrimStream(c, index)
+	case ObjectsDeletedCmd:
+		return im.applyObjectsDeleted(c, index)
 	}
 	return nil, fmt.Errorf("%w: unknown command %T", ErrInvalidCommand, c)
 }
@@ -80,6 +88,7 @@ func (im *Image) applyCreateTopic(c CreateTopicCmd, index uint64) (*Image, any) 
 		t.Configs = map[string]string{}
 	}
 	n := im.next(index)
+	n.withStreams()
 	n.addPartitions(t, c.Partitions, c.WALGroups)
 	n.withTopics()
 	n.putTopic(t)
@@ -87,7 +96,8 @@ func (im *Image) applyCreateTopic(c CreateTopicCmd, index uint64) (*Image, any) 
 }
 
 // addPartitions appends partitions to t until it has total, with fresh
-// stream ids, spread round robin over groups by partition index.
+// stream ids (and empty histories: im.Streams must be owned), spread round
+// robin over groups by partition index.
 func (im *Image) addPartitions(t *Topic, total int32, groups []uint32) {
 	for i := int32(len(t.Partitions)); i < total; i++ {
 		t.Partitions = append(t.Partitions, Partition{
@@ -95,6 +105,7 @@ func (im *Image) addPartitions(t *Topic, total int32, groups []uint32) {
 			Stream:   im.NextStreamID,
 			WALGroup: groups[int(i)%len(groups)],
 		})
+		im.Streams[im.NextStreamID] = &StreamObjects{Stream: im.NextStreamID}
 		im.NextStreamID++
 	}
 }
@@ -119,6 +130,7 @@ func (im *Image) applyDeleteTopic(c DeleteTopicCmd, index uint64) (*Image, any) 
 	n.withTopics()
 	delete(n.Topics, t.Name)
 	delete(n.TopicsByID, t.ID)
+	n.dropStreams(t, deleteAfter(c.NowMs, c.GraceMs))
 	return n, t
 }
 
@@ -140,6 +152,7 @@ func (im *Image) applyCreatePartitions(c CreatePartitionsCmd, index uint64) (*Im
 	}
 	t := old.clone()
 	n := im.next(index)
+	n.withStreams()
 	n.addPartitions(t, c.Total, groups)
 	n.withTopics()
 	n.putTopic(t)

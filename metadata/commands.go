@@ -19,6 +19,10 @@ const (
 	CmdCreatePartitions    CommandType = 5
 	CmdAlterTopicConfigs   CommandType = 6
 	CmdAllocateProducerIDs CommandType = 7
+	CmdCommitObject        CommandType = 8
+	CmdCompactObjects      CommandType = 9
+	CmdTrimStream          CommandType = 10
+	CmdObjectsDeleted      CommandType = 11
 )
 
 // String names the command type.
@@ -38,6 +42,14 @@ func (t CommandType) String() string {
 		return "AlterTopicConfigs"
 	case CmdAllocateProducerIDs:
 		return "AllocateProducerIDs"
+	case CmdCommitObject:
+		return "CommitObject"
+	case CmdCompactObjects:
+		return "CompactObjects"
+	case CmdTrimStream:
+		return "TrimStream"
+	case CmdObjectsDeleted:
+		return "ObjectsDeleted"
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
@@ -78,9 +90,13 @@ type CreateTopicCmd struct {
 	WALGroups         []uint32          `json:"wal_groups"`
 }
 
-// DeleteTopicCmd deletes a topic and its partitions' streams.
+// DeleteTopicCmd deletes a topic and its partitions' streams. Objects left
+// with no live range wait for deletion until NowMs + GraceMs (Unix ms; both
+// 0 in entries written before objects existed).
 type DeleteTopicCmd struct {
-	Name string `json:"name"`
+	Name    string `json:"name"`
+	NowMs   int64  `json:"now_ms,omitempty"`
+	GraceMs int64  `json:"grace_ms,omitempty"`
 }
 
 // CreatePartitionsCmd grows a topic to Total partitions. The new partitions
@@ -166,7 +182,7 @@ func (c DeleteTopicCmd) check() error {
 	if c.Name == "" {
 		return fmt.Errorf("%w: empty", ErrInvalidTopicName)
 	}
-	return nil
+	return checkTime(c.NowMs, c.GraceMs)
 }
 
 func (c CreatePartitionsCmd) check() error {
@@ -229,6 +245,14 @@ func DecodeCommand(b []byte) (Command, error) {
 		c, err = decodeInto[AlterTopicConfigsCmd](body)
 	case CmdAllocateProducerIDs:
 		c, err = decodeInto[AllocateProducerIDsCmd](body)
+	case CmdCommitObject:
+		c, err = decodeInto[CommitObjectCmd](body)
+	case CmdCompactObjects:
+		c, err = decodeInto[CompactObjectsCmd](body)
+	case CmdTrimStream:
+		c, err = decodeInto[TrimStreamCmd](body)
+	case CmdObjectsDeleted:
+		c, err = decodeInto[ObjectsDeletedCmd](body)
 	default:
 		return nil, fmt.Errorf("%w: unknown type %d", ErrInvalidCommand, b[0])
 	}

@@ -23,6 +23,15 @@ func sampleCommands() []Command {
 		CreatePartitionsCmd{Name: "orders", Total: 6, WALGroups: []uint32{2}},
 		AlterTopicConfigsCmd{Name: "orders", Set: map[string]string{"cleanup.policy": "compact"}, Delete: []string{"retention.ms"}},
 		AllocateProducerIDsCmd{N: 1000},
+		DeleteTopicCmd{Name: "orders", NowMs: 1_700_000_000_000, GraceMs: 300_000},
+		CommitObjectCmd{Object: Object{Key: "o/1", Size: 300, Kind: KindStreamSet, CreatedMs: 5, Ranges: []ObjectRange{
+			{Stream: 1, StartOffset: 10, EndOffset: 20, Position: 0, Size: 100},
+			{Stream: 2, StartOffset: 0, EndOffset: 5, Position: 100, Size: 200},
+		}}, NowMs: 1000, GraceMs: 300_000},
+		CompactObjectsCmd{Inputs: []string{"o/base"}, Outputs: []Object{{Key: "o/c1", Size: 50, Kind: KindStream, CreatedMs: 6,
+			Ranges: []ObjectRange{{Stream: 1, StartOffset: 0, EndOffset: 10, Position: 0, Size: 50}}}}, NowMs: 2000, GraceMs: 60_000},
+		TrimStreamCmd{Stream: 1, NewStart: 5, NowMs: 3000, GraceMs: 1},
+		ObjectsDeletedCmd{Keys: []string{"o/old", "o/unknown"}},
 	}
 }
 
@@ -109,6 +118,8 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{byte(CmdCreateTopic), '{', '}'})
 	f.Add(append([]byte{byte(CmdAllocateProducerIDs)}, `{"n":9223372036854775807}`...))
+	f.Add(append([]byte{byte(CmdTrimStream)}, `{"stream":1,"new_start":9223372036854775807,"now_ms":9223372036854775807,"grace_ms":9223372036854775807}`...))
+	f.Add(append([]byte{byte(CmdCompactObjects)}, `{"inputs":["o/base"],"now_ms":0,"grace_ms":0}`...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := DecodeCommand(data)
 		if err != nil {
@@ -137,6 +148,9 @@ func FuzzDecodeCommand(f *testing.F) {
 		if _, failed := resp.(error); failed && f.current() != before {
 			t.Fatalf("failed %s changed the image", c.Type())
 		}
+		if err := f.current().checkObjectIndex(); err != nil {
+			t.Fatalf("after %s: %v", c.Type(), err)
+		}
 	})
 }
 
@@ -148,6 +162,10 @@ func fuzzBaseImage(t *testing.T) *Image {
 		InitClusterCmd{ClusterID: "c"},
 		RegisterBrokerCmd{Broker: Broker{ID: 1, Host: "h", Port: 1}},
 		CreateTopicCmd{Name: "orders", ID: testID, Partitions: 2, ReplicationFactor: 1, WALGroups: []uint32{0}},
+		CommitObjectCmd{Object: Object{Key: "o/base", Size: 10, Kind: KindStreamSet,
+			Ranges: []ObjectRange{{Stream: 1, StartOffset: 0, EndOffset: 10, Size: 10}}}},
+		CommitObjectCmd{Object: Object{Key: "o/old", Size: 10, Kind: KindStreamSet, // no such stream: pending at once
+			Ranges: []ObjectRange{{Stream: 99, StartOffset: 0, EndOffset: 10, Size: 10}}}},
 	} {
 		next, resp := im.apply(c, uint64(i+1))
 		if err, ok := resp.(error); ok {
@@ -156,4 +174,18 @@ func fuzzBaseImage(t *testing.T) *Image {
 		im = next
 	}
 	return im
+}
+
+// TestSampleObjectCommandsApply keeps the fuzz seeds of the object commands
+// meaningful: each one changes the fuzz base image.
+func TestSampleObjectCommandsApply(t *testing.T) {
+	for _, c := range sampleCommands() {
+		if c.Type() < CmdCommitObject {
+			continue
+		}
+		next, err := applyCmd(t, fuzzBaseImage(t), c)
+		if err != nil || next == nil {
+			t.Errorf("%s on the fuzz base: %v, changed %v", c.Type(), err, next != nil)
+		}
+	}
 }

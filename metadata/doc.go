@@ -4,6 +4,14 @@
 // allocation. Each partition is a stream with a cluster-unique id and belongs
 // to one WAL group.
 //
+// It also keeps the object index: which objects in object storage hold which
+// offsets of which stream ([Image.Objects], [Image.Streams], [Image.Locate]),
+// and which objects nothing refers to any more and wait for deletion
+// ([Image.PendingDeletes]). Uploads commit objects ([Store.CommitObject]),
+// compaction swaps objects ([Store.CompactObjects]), retention advances a
+// stream's start ([Store.TrimStream]), and the garbage collector reports
+// deleted objects ([Store.ObjectsDeleted]).
+//
 // # Model
 //
 // Every change is a typed command ([Command]: one struct per change, tagged by
@@ -26,6 +34,17 @@
 //   - FSM rejections (topic exists, unknown topic, ...) return the package's
 //     sentinel errors through the write call; a write on a follower returns
 //     [ErrNotLeader] (forwarding to the leader is not implemented yet).
+//   - Every stream's committed ranges are contiguous: a commit that would
+//     leave a gap or overlap is refused with [ErrRangeConflict] and changes
+//     nothing, so a new WAL leader that uploads again cannot duplicate or lose
+//     a range. A retried commit of the same object is a no-op success.
+//   - A compaction replaces its inputs by its outputs atomically, only when
+//     the outputs cover exactly the live offsets the inputs covered.
+//   - An object is in Objects exactly while a stream refers to one of its
+//     ranges; when the last reference goes (trim, compaction, topic
+//     deletion) it moves to PendingDeletes with a due time of the command's
+//     clock plus a grace period for in-flight readers. Clocks travel in the
+//     commands, so Apply stays deterministic.
 //   - Policy checks (topic name rules, config values) run in the proposer;
 //     the FSM checks only what keeps the image consistent, so that a stricter
 //     validator in a later version cannot change how old log entries replay.
@@ -34,9 +53,12 @@
 //
 // A log entry is one type byte followed by the command's JSON object; unknown
 // fields are rejected ([DecodeCommand]). A snapshot is one JSON object with a
-// "version" field (currently 1), the cluster id, the brokers sorted by id,
-// the topics sorted by name, the stream and producer id counters and the log
-// index of the image.
+// "version" field (currently 2; version 1 still restores), the cluster id,
+// the brokers sorted by id, the topics sorted by name, the stream and producer
+// id counters, the log index of the image and (since version 2) the object
+// index: the start and end offsets of streams where they are not 0, the live
+// objects sorted by key and the pending deletes. The streams' range refs are
+// rebuilt from the objects on restore, and the result is checked.
 //
 // # Usage
 //
@@ -45,6 +67,9 @@
 //	defer store.Close()
 //	t, err := store.CreateTopic(ctx, metadata.TopicSpec{Name: "orders", Partitions: 3, ReplicationFactor: 1})
 //	im := store.Image() // immutable; t.Partitions[i].Stream names each partition's stream
+//	err = store.CommitObject(ctx, metadata.Object{Key: key, Size: n, Kind: metadata.KindStreamSet,
+//		Ranges: []metadata.ObjectRange{{Stream: t.Partitions[0].Stream, StartOffset: 0, EndOffset: 100, Size: n}}})
+//	ref, ok := store.Image().Locate(t.Partitions[0].Stream, 42) // ref.Key holds offset 42
 //
 // Tests of other packages use metatest.Open(t).
 package metadata

@@ -34,3 +34,17 @@ var (
 	// ErrClosed is returned by a Store after Close.
 	ErrClosed = errors.New("metadata: closed")
 )
+
+// Object index errors.
+var (
+	// ErrRangeConflict is returned when committed ranges would leave a gap or
+	// overlap in a stream's history, or a compaction's outputs do not cover
+	// exactly the live ranges of its inputs.
+	ErrRangeConflict = errors.New("metadata: range conflict")
+	// ErrUnknownObject is returned when a compaction input is not a live
+	// object (for example, another compaction replaced it already).
+	ErrUnknownObject = errors.New("metadata: unknown object")
+	// ErrObjectExists is returned when an object key is committed again with
+	// different content, or a compaction output reuses a known key.
+	ErrObjectExists = errors.New("metadata: object already exists")
+)

@@ -1,10 +1,13 @@
 package metadata
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -96,7 +99,8 @@ func (f *fsm) applyLog(im *Image, l *raft.Log) (*Image, any) {
 }
 
 // snapshotVersion is the version of the snapshot format written by Persist.
-const snapshotVersion = 1
+// Version 2 added the object index; version 1 snapshots still restore.
+const snapshotVersion = 2
 
 // snapshotData is the serialised image.
 type snapshotData struct {
@@ -107,6 +111,19 @@ type snapshotData struct {
 	NextStreamID   uint64   `json:"next_stream_id"`
 	NextProducerID int64    `json:"next_producer_id"`
 	Index          uint64   `json:"index"`
+	// Since version 2. The streams' range refs are not written: they follow
+	// from the objects and the streams' start offsets.
+	Streams        []streamOffsets `json:"streams,omitempty"`
+	Objects        []*Object       `json:"objects,omitempty"`
+	PendingDeletes []PendingDelete `json:"pending_deletes,omitempty"`
+}
+
+// streamOffsets is a stream's history in a snapshot, for streams with a
+// non-zero start or end offset.
+type streamOffsets struct {
+	Stream      uint64 `json:"stream"`
+	StartOffset int64  `json:"start_offset"`
+	EndOffset   int64  `json:"end_offset"`
 }
 
 // Snapshot captures the current image; Persist may run concurrently with
@@ -152,6 +169,15 @@ func encodeSnapshot(w io.Writer, im *Image) error {
 	for _, name := range im.SortedTopicNames() {
 		d.Topics = append(d.Topics, im.Topics[name])
 	}
+	for _, id := range slices.Sorted(maps.Keys(im.Streams)) {
+		if s := im.Streams[id]; s.StartOffset != 0 || s.EndOffset != 0 {
+			d.Streams = append(d.Streams, streamOffsets{Stream: id, StartOffset: s.StartOffset, EndOffset: s.EndOffset})
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(im.Objects)) {
+		d.Objects = append(d.Objects, im.Objects[k])
+	}
+	d.PendingDeletes = im.PendingDeletes
 	if err := json.NewEncoder(w).Encode(&d); err != nil {
 		return fmt.Errorf("metadata: write snapshot: %w", err)
 	}
@@ -163,8 +189,8 @@ func decodeSnapshot(r io.Reader) (*Image, error) {
 	if err := json.NewDecoder(r).Decode(&d); err != nil {
 		return nil, fmt.Errorf("%w: snapshot: %w", ErrInvalidCommand, err)
 	}
-	if d.Version != snapshotVersion {
-		return nil, fmt.Errorf("%w: snapshot version %d, want %d", ErrInvalidCommand, d.Version, snapshotVersion)
+	if d.Version < 1 || d.Version > snapshotVersion {
+		return nil, fmt.Errorf("%w: snapshot version %d, want 1 to %d", ErrInvalidCommand, d.Version, snapshotVersion)
 	}
 	im := emptyImage()
 	im.ClusterID, im.NextStreamID, im.NextProducerID, im.Index = d.ClusterID, d.NextStreamID, d.NextProducerID, d.Index
@@ -179,8 +205,48 @@ func decodeSnapshot(r io.Reader) (*Image, error) {
 			t.Configs = map[string]string{}
 		}
 		im.putTopic(t)
+		for _, p := range t.Partitions {
+			im.Streams[p.Stream] = &StreamObjects{Stream: p.Stream}
+		}
+	}
+	if err := im.restoreObjects(d.Streams, d.Objects, d.PendingDeletes); err != nil {
+		return nil, err
 	}
 	return im, nil
+}
+
+// restoreObjects rebuilds the object index of a fresh image from a snapshot's
+// stream offsets, objects and pending deletes, and checks its invariants.
+func (im *Image) restoreObjects(streams []streamOffsets, objects []*Object, pending []PendingDelete) error {
+	for _, so := range streams {
+		s := im.Streams[so.Stream]
+		if s == nil || s.StartOffset != 0 || s.EndOffset != 0 || so.StartOffset < 0 || so.EndOffset < 0 {
+			return fmt.Errorf("%w: snapshot stream %d is unknown, repeated or negative", ErrInvalidCommand, so.Stream)
+		}
+		s.StartOffset, s.EndOffset = so.StartOffset, so.EndOffset
+	}
+	for _, o := range objects {
+		if o == nil {
+			return fmt.Errorf("%w: snapshot holds a null object", ErrInvalidCommand)
+		}
+		if err := checkObject(o); err != nil {
+			return fmt.Errorf("%w: snapshot: %w", ErrInvalidCommand, err)
+		}
+		if im.Objects[o.Key] != nil {
+			return fmt.Errorf("%w: snapshot holds object %s twice", ErrInvalidCommand, o.Key)
+		}
+		im.Objects[o.Key] = o
+		for _, r := range o.Ranges {
+			if s := im.Streams[r.Stream]; s != nil && r.EndOffset > s.StartOffset {
+				s.Ranges = append(s.Ranges, o.ref(r))
+			}
+		}
+	}
+	for _, s := range im.Streams {
+		slices.SortFunc(s.Ranges, func(a, b RangeRef) int { return cmp.Compare(a.StartOffset, b.StartOffset) })
+	}
+	im.PendingDeletes = pending
+	return im.checkObjectIndex()
 }
 
 // checkSnapshotTopic rejects a topic that would break the image's invariants.

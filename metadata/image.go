@@ -18,6 +18,14 @@ type Image struct {
 	Topics     map[string]*Topic
 	TopicsByID map[TopicID]*Topic
 
+	// Objects are the objects in object storage that hold live ranges, by key.
+	Objects map[string]*Object
+	// Streams holds every existing stream's committed history, by stream id.
+	Streams map[uint64]*StreamObjects
+	// PendingDeletes are objects nothing refers to any more, waiting for
+	// their grace period to pass; sorted by (DeleteAfterMs, Key).
+	PendingDeletes []PendingDelete
+
 	// NextStreamID is the stream id the next partition gets. Stream ids start
 	// at 1 and are never reused, also after a topic is deleted.
 	NextStreamID uint64
@@ -110,12 +118,14 @@ func emptyImage() *Image {
 		Brokers:      map[int32]Broker{},
 		Topics:       map[string]*Topic{},
 		TopicsByID:   map[TopicID]*Topic{},
+		Objects:      map[string]*Object{},
+		Streams:      map[uint64]*StreamObjects{},
 		NextStreamID: 1,
 	}
 }
 
-// clone copies the image struct; its maps stay shared until withTopics or
-// withBrokers copies them.
+// clone copies the image struct; its maps and slices stay shared until a
+// with... method copies them.
 func (im *Image) clone() *Image {
 	c := *im
 	return &c
@@ -130,6 +140,16 @@ func (im *Image) withTopics() {
 // withBrokers gives the image its own copy of the broker map.
 func (im *Image) withBrokers() {
 	im.Brokers = maps.Clone(im.Brokers)
+}
+
+// withObjects gives the image its own shallow copy of the object map.
+func (im *Image) withObjects() {
+	im.Objects = maps.Clone(im.Objects)
+}
+
+// withStreams gives the image its own shallow copy of the stream map.
+func (im *Image) withStreams() {
+	im.Streams = maps.Clone(im.Streams)
 }
 
 // putTopic stores t under its name and id; the maps must be owned (withTopics).

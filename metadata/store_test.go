@@ -328,9 +328,11 @@ func writeSome(t *testing.T, s *Store, round int) {
 	if _, err := s.CreateTopic(ctx, TopicSpec{Name: name + "-gone", Partitions: 1, ReplicationFactor: 1}); err != nil {
 		t.Fatal(err)
 	}
+	writeObjects(t, s, name)
 	if _, err := s.DeleteTopic(ctx, name+"-gone"); err != nil {
 		t.Fatal(err)
 	}
+	compactObjects(t, s, name)
 	if _, err := s.AllocateProducerIDs(ctx, 100); err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +372,8 @@ func TestStoreRestart(t *testing.T) {
 	if got := s.Image(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("image after snapshot and restart differs:\n got %+v\nwant %+v", got, want)
 	}
-	if want.ClusterID == "" || want.NextProducerID != 200 || len(want.Topics) != 2 || want.NextStreamID != 9 {
+	if want.ClusterID == "" || want.NextProducerID != 200 || len(want.Topics) != 2 || want.NextStreamID != 9 ||
+		len(want.Objects) != 2 || len(want.PendingDeletes) != 6 {
 		t.Fatalf("unexpected image %+v", want)
 	}
 	// Counters continue after the restart.
@@ -465,5 +468,103 @@ func TestOpenFails(t *testing.T) {
 	defer cancel()
 	if _, err := Open(ctx, Config{Dir: n.dir, NodeID: "1", Mux: n.mux, Peers: n.peers, Logger: discardLogger()}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("second Open without quorum = %v, want DeadlineExceeded", err)
+	}
+}
+
+// writeObjects commits objects of topic name and of name+"-gone".
+func writeObjects(t *testing.T, s *Store, name string) {
+	t.Helper()
+	im := s.Image()
+	p0, gone := im.Topics[name].Partitions[0].Stream, im.Topics[name+"-gone"].Partitions[0].Stream
+	p1 := im.Topics[name].Partitions[1].Stream
+	for _, o := range []Object{
+		sso(name+"/a", rng(p0, 0, 10), rng(gone, 0, 10)),
+		sso(name+"/b", rng(gone, 10, 20)),
+		sso(name+"/c", rng(p1, 0, 5), rng(p0, 10, 20)), // out of order: CommitObject sorts
+	} {
+		if err := s.CommitObject(t.Context(), o); err != nil {
+			t.Fatalf("commit %s: %v", o.Key, err)
+		}
+	}
+}
+
+// compactObjects compacts what writeObjects committed into stream objects,
+// trims one of them away and forgets one pending delete.
+func compactObjects(t *testing.T, s *Store, name string) {
+	t.Helper()
+	ctx := t.Context()
+	p0, p1 := s.Image().Topics[name].Partitions[0].Stream, s.Image().Topics[name].Partitions[1].Stream
+	if err := s.CompactObjects(ctx, []string{name + "/a", name + "/c"},
+		[]Object{so(name+"/s0", rng(p0, 0, 20)), so(name+"/s1", rng(p1, 0, 5))}, 1000, 60_000); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TrimStream(ctx, p1, 5, 2000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ObjectsDeleted(ctx, []string{name + "/b"}); err != nil {
+		t.Fatal(err)
+	}
+	im := s.Image()
+	if ref, ok := im.Locate(p0, 15); !ok || ref.Key != name+"/s0" || im.Objects[name+"/s1"] != nil {
+		t.Fatalf("after compaction: Locate = %+v, %v", ref, ok)
+	}
+	if err := im.checkObjectIndex(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStoreObjects(t *testing.T) {
+	t.Parallel()
+	s := openTestStore(t)
+	ctx := t.Context()
+	top, err := s.CreateTopic(ctx, TopicSpec{Name: "obj", Partitions: 2, ReplicationFactor: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p0, p1 := top.Partitions[0].Stream, top.Partitions[1].Stream
+	a := sso("a", rng(p0, 100, 110), rng(p1, 0, 10))
+	if err := s.CommitObject(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CommitObject(ctx, a); err != nil {
+		t.Fatalf("retried commit: %v", err)
+	}
+	for _, tc := range []struct {
+		o    Object
+		want error
+	}{
+		{sso("a", rng(p0, 110, 120)), ErrObjectExists},
+		{sso("b", rng(p0, 111, 120)), ErrRangeConflict},
+		{sso("b", rng(p0, 105, 120)), ErrRangeConflict},
+		{sso("b", rng(p0, 110, 110)), ErrRangeConflict},
+		{sso("", rng(p0, 110, 120)), ErrInvalidRequest},
+	} {
+		if err := s.CommitObject(ctx, tc.o); !errors.Is(err, tc.want) {
+			t.Errorf("CommitObject(%+v) = %v, want %v", tc.o, err, tc.want)
+		}
+	}
+	if err := s.CommitObject(ctx, sso("b", rng(p0, 110, 120))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CompactObjects(ctx, []string{"a", "x"}, []Object{so("c", rng(p0, 100, 120))}, 1, 1); !errors.Is(err, ErrUnknownObject) {
+		t.Errorf("compaction of an unknown input: %v", err)
+	}
+	if err := s.CompactObjects(ctx, []string{"a", "b"}, []Object{so("c", rng(p0, 100, 120))}, 1, 1); !errors.Is(err, ErrRangeConflict) {
+		t.Errorf("compaction that loses a stream: %v", err)
+	}
+	if err := s.CompactObjects(ctx, nil, nil, 1, 1); !errors.Is(err, ErrInvalidRequest) {
+		t.Errorf("compaction without inputs: %v", err)
+	}
+	if err := s.TrimStream(ctx, 999, 1, 1, 1); !errors.Is(err, ErrUnknownTopic) {
+		t.Errorf("trim of an unknown stream: %v", err)
+	}
+	if s.Image().StreamObjectsOf(p0).EndOffset != 120 || len(s.Image().Objects) != 2 {
+		t.Fatal("a refused write changed the index")
+	}
+	if _, err := s.DeleteTopicAt(ctx, "obj", 5000, 700); err != nil {
+		t.Fatal(err)
+	}
+	if got := pendingKeys(s.Image()); !slices.Equal(got, []string{"a@5700", "b@5700"}) || len(s.Image().Objects) != 0 {
+		t.Fatalf("pending after delete %v", got)
 	}
 }

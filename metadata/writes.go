@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"time"
 )
 
 // The writes below validate their arguments, fail fast on what the current
@@ -62,12 +63,24 @@ func (s *Store) CreateTopic(ctx context.Context, spec TopicSpec) (*Topic, error)
 }
 
 // DeleteTopic deletes a topic and returns it as it was, so that the caller
-// can release its streams. Its stream ids are never handed out again.
+// can release its streams. Its stream ids are never handed out again. The
+// streams' object ranges are released; objects left with no live range may
+// leave storage DefaultObjectGrace from now.
 func (s *Store) DeleteTopic(ctx context.Context, name string) (*Topic, error) {
+	return s.DeleteTopicAt(ctx, name, time.Now().UnixMilli(), DefaultObjectGrace.Milliseconds())
+}
+
+// DeleteTopicAt is DeleteTopic with the clock (Unix ms) and the grace period
+// of the released objects given by the caller.
+func (s *Store) DeleteTopicAt(ctx context.Context, name string, nowMs, graceMs int64) (*Topic, error) {
 	if _, ok := s.Image().Topics[name]; !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownTopic, name)
 	}
-	resp, err := s.propose(ctx, DeleteTopicCmd{Name: name})
+	c := DeleteTopicCmd{Name: name, NowMs: nowMs, GraceMs: graceMs}
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	resp, err := s.propose(ctx, c)
 	if err != nil {
 		return nil, fmt.Errorf("delete topic %s: %w", name, err)
 	}
