@@ -474,3 +474,35 @@ func TestObjectSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkApplyCommitObject measures one upload's commit (an SSO of 64
+// streams) on an image of 4,096 streams and as many live objects: the cost of
+// the copy-on-write maps dominates.
+func BenchmarkApplyCommitObject(b *testing.B) {
+	const streams, spread = 4096, 64
+	im := emptyImage()
+	next, resp := im.apply(CreateTopicCmd{Name: "t", ID: TopicID{1}, Partitions: streams, ReplicationFactor: 1, WALGroups: []uint32{0}}, 1)
+	if _, failed := resp.(error); failed {
+		b.Fatal(resp)
+	}
+	im = next
+	// Build the base in place: one object per stream.
+	for i := range streams {
+		o := sso(fmt.Sprintf("base/%d", i), rng(uint64(i+1), 0, 10))
+		im.appendRanges(&o)
+		im.Objects[o.Key] = &o
+	}
+	end := int64(10)
+	b.ResetTimer()
+	for i := range b.N {
+		ranges := make([]ObjectRange, spread)
+		for j := range ranges {
+			ranges[j] = rng(uint64(j*streams/spread+1), end, end+10)
+		}
+		next, resp := im.apply(CommitObjectCmd{Object: sso(fmt.Sprintf("o/%d", i), ranges...), NowMs: 1}, uint64(i+2))
+		if _, failed := resp.(error); failed {
+			b.Fatal(resp)
+		}
+		im, end = next, end+10
+	}
+}
