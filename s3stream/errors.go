@@ -24,4 +24,8 @@ var (
 	ErrAccessDenied = errors.New("s3stream: access denied")
 	// ErrShortBody reports a Put whose reader ended before the declared size.
 	ErrShortBody = errors.New("s3stream: body shorter than declared size")
+	// ErrHistoryGap reports a stream whose committed objects end before its
+	// WAL starts: data would be missing. It is a broken invariant, logged
+	// loudly; the upload stops rather than commit past the gap.
+	ErrHistoryGap = errors.New("s3stream: gap between object storage and the WAL")
 )

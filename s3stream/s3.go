@@ -34,10 +34,13 @@ type S3Config struct {
 	TLS bool
 	// CreateBucket makes NewS3 create the bucket when it does not exist.
 	CreateBucket bool
+	// PartSize is the multipart part size; objects up to it go in one PUT
+	// (0: DefaultPartSize; S3's minimum part is 5 MiB).
+	PartSize int64
 }
 
 // S3 is an ObjectStore on one bucket of an S3-compatible service, through
-// minio-go. Objects larger than PartSize are uploaded in parts; a PUT
+// minio-go. Objects larger than the part size are uploaded in parts; a PUT
 // becomes visible atomically when it completes (an aborted multipart upload
 // is never visible; a bucket lifecycle rule should expire leftover parts).
 type S3 struct {
@@ -48,8 +51,17 @@ type S3 struct {
 
 var _ ObjectStore = (*S3)(nil)
 
-// PartSize is the multipart part size of S3 uploads.
-const PartSize = 16 << 20
+func (s *S3) partSize() int64 {
+	if s.cfg.PartSize > 0 {
+		return s.cfg.PartSize
+	}
+	return DefaultPartSize
+}
+
+// DefaultPartSize is the multipart part size of S3 uploads: large enough that
+// an upload at the default size (64 MiB) is one PUT request, which is what
+// the bill counts.
+const DefaultPartSize = 128 << 20
 
 // startupTimeout bounds NewS3's check of the bucket.
 const startupTimeout = 5 * time.Second
@@ -200,7 +212,7 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader, size int64) error
 		return fmt.Errorf("put %q: %w", key, err)
 	}
 	_, err = s.client.PutObject(ctx, s.cfg.Bucket, key, body, size, minio.PutObjectOptions{
-		PartSize:    PartSize,
+		PartSize:    uint64(s.partSize()),
 		ContentType: "application/octet-stream",
 	})
 	if err == nil {

@@ -174,6 +174,7 @@ func (m *MinIO) Store(t testing.TB, bucket string) *s3stream.S3 {
 		SecretKey:    m.SecretKey,
 		PathStyle:    true,
 		CreateBucket: true,
+		PartSize:     5 << 20, // small parts, so the suite's large objects go multipart
 	})
 	if err != nil {
 		t.Fatalf("open bucket %q: %v", bucket, err)
