@@ -58,8 +58,7 @@ const defaultMaxMessageBytes = 1048588
 type pendingProduce struct {
 	rp     *kmsg.ProduceResponseTopicPartition
 	append *wal.Append
-	group  *wal.Group
-	stream uint64
+	part   partition
 }
 
 func (b *Broker) handleProduce(ctx context.Context, r *request) (kmsg.Response, error) {
@@ -106,7 +105,7 @@ func (b *Broker) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 				continue
 			}
 			pending = append(pending, pendingProduce{
-				rp: sp, group: part.group, stream: part.stream(),
+				rp: sp, part: part,
 				append: part.group.Submit(ctx, part.stream(), [][]byte{batch}),
 			})
 		}
@@ -149,7 +148,7 @@ func (b *Broker) awaitProduce(ctx context.Context, req *kmsg.ProduceRequest, pen
 			continue
 		}
 		p.rp.BaseOffset = res.BaseOffset
-		p.rp.LogStartOffset, _ = p.group.Offsets(p.stream)
+		p.rp.LogStartOffset = b.logStart(b.meta.Image(), p.part)
 	}
 	return failed
 }

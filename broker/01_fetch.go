@@ -64,7 +64,7 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 		// Take the change signals before reading, so that a commit between
 		// the read and the wait is not missed.
 		changed := b.changedSignals()
-		resp, size, urgent := b.readFetch(req)
+		resp, size, urgent := b.readFetch(ctx, req)
 		left := time.Until(deadline)
 		if size >= int(req.MinBytes) || urgent || left <= 0 {
 			return resp, nil
@@ -79,7 +79,7 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 		case signalClosed:
 			return nil, ctx.Err()
 		default: // time is up or the broker shuts down: answer with what there is
-			resp, _, _ := b.readFetch(req)
+			resp, _, _ := b.readFetch(ctx, req)
 			return resp, nil
 		}
 	}
@@ -145,7 +145,7 @@ type fetchBudget struct {
 
 // readFetch reads every requested partition once. size is the number of
 // record bytes read; urgent reports a partition error (answer at once).
-func (b *Broker) readFetch(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, size int, urgent bool) {
+func (b *Broker) readFetch(ctx context.Context, req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, size int, urgent bool) {
 	resp = req.ResponseKind().(*kmsg.FetchResponse)
 	im := b.meta.Image()
 	budget := fetchBudget{remaining: int(req.MaxBytes)}
@@ -159,7 +159,7 @@ func (b *Broker) readFetch(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, si
 		for i := range rt.Partitions {
 			sp := &st.Partitions[i]
 			sp.Default()
-			if err := b.readPartition(req.Version, topic, byID, &rt.Partitions[i], sp, &budget); err != nil {
+			if err := b.readPartition(ctx, im, req.Version, topic, byID, &rt.Partitions[i], sp, &budget); err != nil {
 				sp.ErrorCode = errCode(err)
 				urgent = true
 			}
@@ -170,7 +170,7 @@ func (b *Broker) readFetch(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, si
 }
 
 // readPartition fills one partition's result.
-func (b *Broker) readPartition(version int16, topic *metadata.Topic, byID bool,
+func (b *Broker) readPartition(ctx context.Context, im *metadata.Image, version int16, topic *metadata.Topic, byID bool,
 	rp *kmsg.FetchRequestTopicPartition, sp *kmsg.FetchResponseTopicPartition, budget *fetchBudget) error {
 	sp.Partition = rp.Partition
 	if topic == nil {
@@ -185,19 +185,17 @@ func (b *Broker) readPartition(version int16, topic *metadata.Topic, byID bool,
 	}
 	limit := min(int(rp.PartitionMaxBytes), budget.remaining)
 	if budget.size > 0 && limit <= 0 {
-		sp.LogStartOffset, sp.HighWatermark = part.group.Offsets(part.stream())
+		_, sp.HighWatermark = part.group.Offsets(part.stream())
+		sp.LogStartOffset = b.logStart(im, part)
 		sp.LastStableOffset = sp.HighWatermark
 		return nil
 	}
-	res, err := part.group.Read(part.stream(), rp.FetchOffset, max(limit, 0))
-	if err != nil && res.HighWatermark == 0 && res.LogStartOffset == 0 {
-		res.LogStartOffset, res.HighWatermark = part.group.Offsets(part.stream())
-	}
-	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStartOffset
+	res, err := b.readPartitionData(ctx, im, part, rp.FetchOffset, max(limit, 0))
+	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = res.highWatermark, res.highWatermark, res.logStartOffset
 	if err != nil {
 		return err
 	}
-	recs := res.Records
+	recs := res.records
 	if budget.size > 0 && len(recs) > limit {
 		return nil // only the first non-empty partition may exceed the limits
 	}

@@ -71,7 +71,7 @@ func (b *Broker) handleListOffsets(_ context.Context, r *request) (kmsg.Response
 			sp := &st.Partitions[i]
 			sp.Default()
 			sp.Partition = rp.Partition
-			ans, err := b.listOffset(topic, rp)
+			ans, err := b.listOffset(im, topic, rp)
 			if err != nil {
 				sp.ErrorCode = errCode(err)
 				ans = noOffset
@@ -84,7 +84,7 @@ func (b *Broker) handleListOffsets(_ context.Context, r *request) (kmsg.Response
 }
 
 // listOffset answers one partition.
-func (b *Broker) listOffset(topic *metadata.Topic, rp kmsg.ListOffsetsRequestTopicPartition) (offsetAnswer, error) {
+func (b *Broker) listOffset(im *metadata.Image, topic *metadata.Topic, rp kmsg.ListOffsetsRequestTopicPartition) (offsetAnswer, error) {
 	part, err := b.partitionOf(topic, rp.Partition)
 	if err != nil {
 		return noOffset, err
@@ -93,10 +93,10 @@ func (b *Broker) listOffset(topic *metadata.Topic, rp kmsg.ListOffsetsRequestTop
 	if err := checkLeaderEpoch(rp.CurrentLeaderEpoch, epoch); err != nil {
 		return noOffset, err
 	}
-	start, hwm := part.group.Offsets(part.stream())
+	_, hwm := part.group.Offsets(part.stream())
 	switch ts := rp.Timestamp; {
 	case ts == listEarliest || ts == listEarliestLocal:
-		return offsetAnswer{offset: start, timestamp: -1, epoch: epoch}, nil
+		return offsetAnswer{offset: b.logStart(im, part), timestamp: -1, epoch: epoch}, nil
 	case ts == listLatest:
 		return offsetAnswer{offset: hwm, timestamp: -1, epoch: epoch}, nil
 	case ts == listMaxTimestamp:

@@ -34,8 +34,10 @@ type Broker struct {
 	ln      net.Listener
 	mux     *raftgroup.Mux
 	meta    *metadata.Store
-	wals    []*wal.Group // indexed by metadata.Partition.WALGroup
-	objects s3stream.ObjectStore
+	wals    []*wal.Group         // indexed by metadata.Partition.WALGroup
+	store   s3stream.ObjectStore // as opened; closed last
+	objects *s3stream.Metered    // the store with every request counted by reason
+	reader  *s3stream.Reader
 	metrics *metricsServer
 	pids    *producerIDs
 
@@ -51,6 +53,9 @@ type Broker struct {
 	closeOnce sync.Once
 	closeErr  error
 	wg        sync.WaitGroup // the accept loop and every connection
+
+	bg       sync.WaitGroup // background storage work: uploaders
+	bgCancel context.CancelFunc
 }
 
 // Start opens everything the broker needs (data directory, listeners,
@@ -68,6 +73,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		b.closeParts()
 		return nil, err
 	}
+	b.startUploaders()
 	b.wg.Add(1)
 	go b.acceptLoop()
 	b.ready.Store(true)
@@ -116,6 +122,7 @@ func (b *Broker) open(ctx context.Context) error {
 	if cfg.TailCacheBytes > 0 {
 		wcfg.TailCacheBytes = cfg.TailCacheBytes
 	}
+	wcfg.MaxPendingBytes = cfg.WALMaxPendingBytes
 	g, err := wal.Open(ctx, wcfg)
 	if err != nil {
 		return fmt.Errorf("open wal: %w", err)
@@ -144,7 +151,9 @@ func (b *Broker) openObjectStore(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("object-store: %w", err)
 	}
-	b.objects = store
+	b.store = store
+	b.objects = s3stream.NewMetered(store)
+	b.reader = s3stream.NewReader(b.objects, s3stream.ReaderConfig{CacheBytes: b.cfg.BlockCacheBytes})
 	return nil
 }
 
@@ -309,6 +318,10 @@ func (b *Broker) closeParts() error {
 	if b.ln != nil && !b.isClosed() {
 		b.ln.Close()
 	}
+	b.stopBackground()
+	if b.reader != nil {
+		errs = append(errs, b.reader.Close())
+	}
 	for _, g := range b.wals {
 		errs = append(errs, g.Close())
 	}
@@ -318,7 +331,7 @@ func (b *Broker) closeParts() error {
 	if b.mux != nil {
 		errs = append(errs, b.mux.Close())
 	}
-	if c, ok := b.objects.(io.Closer); ok {
+	if c, ok := b.store.(io.Closer); ok {
 		errs = append(errs, c.Close())
 	}
 	return errors.Join(errs...)

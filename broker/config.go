@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/shoal-io/shoal/internal/raftgroup"
 	"github.com/shoal-io/shoal/protocol"
@@ -55,6 +56,17 @@ type Config struct {
 	// TailCacheBytes bounds the WAL's in-memory tail cache (0: the WAL default).
 	TailCacheBytes int64
 
+	// UploadBytes: a WAL group uploads an object once this much data waits.
+	UploadBytes int64
+	// UploadAge: ... or once the oldest waiting data is this old.
+	UploadAge time.Duration
+	// WALMaxPendingBytes bounds the data waiting for upload per WAL group;
+	// beyond it produce gets a retriable KAFKA_STORAGE_ERROR until object
+	// storage catches up.
+	WALMaxPendingBytes int64
+	// BlockCacheBytes bounds the cache of object blocks read for fetches.
+	BlockCacheBytes int64
+
 	// Logger receives the broker's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -75,6 +87,10 @@ func DefaultConfig() Config {
 		DefaultReplicationFactor: 1,
 		MaxRequestSize:           protocol.DefaultMaxRequestSize,
 		TailCacheBytes:           256 << 20,
+		UploadBytes:              64 << 20,
+		UploadAge:                10 * time.Second,
+		WALMaxPendingBytes:       2 << 30,
+		BlockCacheBytes:          256 << 20,
 	}
 }
 

@@ -41,6 +41,7 @@ var errorCodes = []struct {
 	{errMismatchedEndpoint, kerr.MismatchedEndpointType},
 	{errRebootstrap, kerr.RebootstrapRequired},
 	{errTimeout, kerr.RequestTimedOut},
+	{errStorage, kerr.KafkaStorageError},
 
 	// protocol: record batch validation
 	{protocol.ErrUnsupportedMagic, kerr.UnsupportedForMessageFormat},
@@ -60,6 +61,8 @@ var errorCodes = []struct {
 	{wal.ErrInvalidBatch, kerr.CorruptMessage},
 	{wal.ErrTimeout, kerr.RequestTimedOut},
 	{wal.ErrCorrupt, kerr.KafkaStorageError},
+	// Object storage is behind and the WAL's budget is used up: retriable.
+	{wal.ErrWALFull, kerr.KafkaStorageError},
 
 	// metadata
 	{metadata.ErrTopicExists, kerr.TopicAlreadyExists},
@@ -71,6 +74,9 @@ var errorCodes = []struct {
 	{metadata.ErrInvalidRequest, kerr.InvalidRequest},
 	{metadata.ErrNotLeader, kerr.NotController},
 	{metadata.ErrClosed, kerr.NotController},
+	{metadata.ErrRangeConflict, kerr.KafkaStorageError},
+	{metadata.ErrUnknownObject, kerr.KafkaStorageError},
+	{metadata.ErrObjectExists, kerr.KafkaStorageError},
 
 	// s3stream
 	{s3stream.ErrUnreachable, kerr.KafkaStorageError},

@@ -23,4 +23,5 @@ var (
 	errMismatchedEndpoint      = errors.New("broker: this endpoint serves brokers, not controllers")
 	errRebootstrap             = errors.New("broker: request addressed to another cluster or node")
 	errTimeout                 = errors.New("broker: request timed out")
+	errStorage                 = errors.New("broker: object storage read failed")
 )

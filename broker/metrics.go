@@ -2,12 +2,15 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/shoal-io/shoal/s3stream"
 )
 
 // metricsServer serves the health endpoints: /healthz answers 200 while the
@@ -35,6 +38,7 @@ func startMetrics(addr string, b *Broker) (*metricsServer, error) {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	mux.HandleFunc("/admin/storage", b.serveStorageView)
 	m := &metricsServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 	m.wg.Add(1)
 	go func() {
@@ -54,4 +58,44 @@ func (m *metricsServer) close() error {
 	err := m.srv.Shutdown(ctx)
 	m.wg.Wait()
 	return err
+}
+
+// StorageView is the admin view of object storage: the requests made per
+// reason (what the bill is made of), the block cache, the WAL backlog and
+// the object index. GET /admin/storage serves it as JSON.
+type StorageView struct {
+	Requests       map[s3stream.Reason]s3stream.OpCounts `json:"requests"`
+	Total          s3stream.OpCounts                     `json:"total"`
+	Reader         s3stream.ReaderStats                  `json:"reader"`
+	WALPending     []int64                               `json:"wal_pending_bytes"` // per WAL group
+	Objects        int                                   `json:"objects"`
+	ObjectBytes    int64                                 `json:"object_bytes"`
+	PendingDeletes int                                   `json:"pending_deletes"`
+}
+
+// StorageView returns the current admin view of object storage.
+func (b *Broker) StorageView() StorageView {
+	v := StorageView{Requests: b.objects.Counts(), Total: b.objects.Total(), Reader: b.reader.Stats()}
+	for _, g := range b.wals {
+		v.WALPending = append(v.WALPending, g.PendingBytes())
+	}
+	im := b.meta.Image()
+	v.Objects, v.PendingDeletes = len(im.Objects), len(im.PendingDeletes)
+	for _, o := range im.Objects {
+		v.ObjectBytes += o.Size
+	}
+	return v
+}
+
+func (b *Broker) serveStorageView(w http.ResponseWriter, _ *http.Request) {
+	if !b.ready.Load() {
+		http.Error(w, "not ready", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(b.StorageView()); err != nil {
+		b.logger.Debug("write storage view", "err", err)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -38,6 +39,8 @@ type flagValues struct {
 	nodeID, defaultPartitions                                int
 	autoCreateTopics                                         bool
 	maxRequestSize, tailCacheBytes                           byteSize
+	uploadBytes, walMaxPendingBytes, blockCacheBytes         byteSize
+	uploadAge                                                time.Duration
 }
 
 // newFlagSet declares every flag of shoald. Its defaults are those of the
@@ -62,6 +65,13 @@ func newFlagSet(v *flagValues) *flag.FlagSet {
 	fs.Var(&v.maxRequestSize, "max-request-size", "largest accepted request frame, `BYTES` (suffixes KiB, MiB, GiB)")
 	v.tailCacheBytes = byteSize(def.TailCacheBytes)
 	fs.Var(&v.tailCacheBytes, "tail-cache-bytes", "memory `BYTES` of the in-memory WAL tail cache (suffixes KiB, MiB, GiB)")
+	v.uploadBytes = byteSize(def.UploadBytes)
+	fs.Var(&v.uploadBytes, "upload-bytes", "upload WAL data to object storage once this many `BYTES` wait")
+	fs.DurationVar(&v.uploadAge, "upload-age", def.UploadAge, "... or once the oldest waiting data is this `DURATION` old")
+	v.walMaxPendingBytes = byteSize(def.WALMaxPendingBytes)
+	fs.Var(&v.walMaxPendingBytes, "wal-max-pending-bytes", "`BYTES` of data waiting for upload beyond which produce gets a retriable error")
+	v.blockCacheBytes = byteSize(def.BlockCacheBytes)
+	fs.Var(&v.blockCacheBytes, "block-cache-bytes", "memory `BYTES` of the cache of object blocks read for fetches")
 	fs.StringVar(&v.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	fs.StringVar(&v.logFormat, "log-format", "text", "log `FORMAT`: text or json")
 	return fs
@@ -280,6 +290,24 @@ func (v *flagValues) settings(fileOnly map[string]string, env func(string) strin
 		return s, usagef("--tail-cache-bytes %s: want more than 0", v.tailCacheBytes.String())
 	}
 	cfg.TailCacheBytes = int64(v.tailCacheBytes)
+	for _, c := range []struct {
+		name string
+		val  byteSize
+		dst  *int64
+	}{
+		{"upload-bytes", v.uploadBytes, &cfg.UploadBytes},
+		{"wal-max-pending-bytes", v.walMaxPendingBytes, &cfg.WALMaxPendingBytes},
+		{"block-cache-bytes", v.blockCacheBytes, &cfg.BlockCacheBytes},
+	} {
+		if c.val < 1 {
+			return s, usagef("--%s %s: want more than 0", c.name, c.val.String())
+		}
+		*c.dst = int64(c.val)
+	}
+	if v.uploadAge <= 0 {
+		return s, usagef("--upload-age %s: want a positive duration", v.uploadAge)
+	}
+	cfg.UploadAge = v.uploadAge
 	s.broker = cfg
 	return s, nil
 }

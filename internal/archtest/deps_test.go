@@ -15,7 +15,7 @@ const module = "github.com/shoal-io/shoal"
 var forbidden = map[string][]string{
 	"protocol": {"broker", "wal", "s3stream", "metadata", "internal", "cmd", "integration"},
 	"wal":      {"broker", "s3stream", "metadata", "cmd", "integration"},
-	"s3stream": {"broker", "metadata", "cmd", "integration"},
+	"s3stream": {"broker", "cmd", "integration"}, // the uploader bridges wal and metadata
 	"metadata": {"broker", "wal", "s3stream", "cmd", "integration"},
 	"broker":   {"cmd", "integration"},
 	"cmd":      {"integration"},
