@@ -57,7 +57,7 @@ type offsetAnswer struct {
 
 var noOffset = offsetAnswer{offset: -1, timestamp: -1, epoch: -1}
 
-func (b *Broker) handleListOffsets(_ context.Context, r *request) (kmsg.Response, error) {
+func (b *Broker) handleListOffsets(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.ListOffsetsRequest)
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	im := b.meta.Image()
@@ -71,7 +71,7 @@ func (b *Broker) handleListOffsets(_ context.Context, r *request) (kmsg.Response
 			sp := &st.Partitions[i]
 			sp.Default()
 			sp.Partition = rp.Partition
-			ans, err := b.listOffset(im, topic, rp)
+			ans, err := b.listOffset(ctx, im, topic, rp)
 			if err != nil {
 				sp.ErrorCode = errCode(err)
 				ans = noOffset
@@ -84,7 +84,7 @@ func (b *Broker) handleListOffsets(_ context.Context, r *request) (kmsg.Response
 }
 
 // listOffset answers one partition.
-func (b *Broker) listOffset(im *metadata.Image, topic *metadata.Topic, rp kmsg.ListOffsetsRequestTopicPartition) (offsetAnswer, error) {
+func (b *Broker) listOffset(ctx context.Context, im *metadata.Image, topic *metadata.Topic, rp kmsg.ListOffsetsRequestTopicPartition) (offsetAnswer, error) {
 	part, err := b.partitionOf(topic, rp.Partition)
 	if err != nil {
 		return noOffset, err
@@ -100,21 +100,45 @@ func (b *Broker) listOffset(im *metadata.Image, topic *metadata.Topic, rp kmsg.L
 	case ts == listLatest:
 		return offsetAnswer{offset: hwm, timestamp: -1, epoch: epoch}, nil
 	case ts == listMaxTimestamp:
-		return b.maxTimestampOffset(part)
+		return b.maxTimestampOffset(ctx, im, part)
 	case ts == listLatestTiered || ts == listEarliestPending:
 		return noOffset, nil
 	case ts < 0:
 		return noOffset, fmt.Errorf("%w: timestamp %d", errInvalidRequest, ts)
 	default:
-		return b.timestampOffset(part, ts)
+		return b.timestampOffset(ctx, im, part, ts)
 	}
 }
 
-func (b *Broker) maxTimestampOffset(part partition) (offsetAnswer, error) {
-	batch, ok, err := part.group.MaxTimestampBatch(part.stream())
-	if err != nil || !ok {
+// maxTimestampOffset finds the record with the largest timestamp, in the
+// partition's objects or its WAL (the older one on ties).
+func (b *Broker) maxTimestampOffset(ctx context.Context, im *metadata.Image, part partition) (offsetAnswer, error) {
+	best := noOffset
+	objBatch, ok, err := b.objectMaxTimestampBatch(ctx, im, part.stream())
+	if err != nil {
 		return noOffset, err
 	}
+	if ok {
+		if best, err = maxInBatch(objBatch); err != nil {
+			return noOffset, err
+		}
+	}
+	walBatch, ok, err := part.group.MaxTimestampBatch(part.stream())
+	if err != nil || !ok {
+		return best, err
+	}
+	fromWAL, err := maxInBatch(walBatch)
+	if err != nil {
+		return noOffset, err
+	}
+	if best == noOffset || fromWAL.timestamp > best.timestamp {
+		best = fromWAL
+	}
+	return best, nil
+}
+
+// maxInBatch answers with the batch's record of the largest timestamp.
+func maxInBatch(batch []byte) (offsetAnswer, error) {
 	off, ts, err := protocol.MaxTimestampOffset(batch)
 	if err != nil {
 		return noOffset, err
@@ -126,11 +150,18 @@ func (b *Broker) maxTimestampOffset(part partition) (offsetAnswer, error) {
 	return offsetAnswer{offset: off, timestamp: ts, epoch: h.PartitionLeaderEpoch}, nil
 }
 
-// timestampOffset finds the first record with a timestamp of at least ts.
-func (b *Broker) timestampOffset(part partition, ts int64) (offsetAnswer, error) {
-	batch, ok, err := part.group.FindTimestamp(part.stream(), ts)
-	if err != nil || !ok {
+// timestampOffset finds the first record with a timestamp of at least ts:
+// in the partition's objects first (older data), then in its WAL.
+func (b *Broker) timestampOffset(ctx context.Context, im *metadata.Image, part partition, ts int64) (offsetAnswer, error) {
+	batch, ok, err := b.objectTimestampBatch(ctx, im, part.stream(), ts)
+	if err != nil {
 		return noOffset, err
+	}
+	if !ok {
+		batch, ok, err = part.group.FindTimestamp(part.stream(), ts)
+		if err != nil || !ok {
+			return noOffset, err
+		}
 	}
 	h, err := protocol.ParseBatchHeader(batch)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shoal-io/shoal/metadata"
+	"github.com/shoal-io/shoal/protocol"
 	"github.com/shoal-io/shoal/s3stream"
 	"github.com/shoal-io/shoal/wal"
 )
@@ -29,6 +30,11 @@ func (b *Broker) readPartitionData(ctx context.Context, im *metadata.Image, p pa
 	if !errors.Is(err, wal.ErrBelowWAL) {
 		return out, err
 	}
+	// The uploader commits an object to metadata before it trims the WAL,
+	// so an image loaded after the WAL said "below" holds the object, even
+	// if the caller's image predates the commit.
+	im = b.meta.Image()
+	out.logStartOffset = b.logStart(im, p)
 	if offset < out.logStartOffset {
 		return out, wal.ErrOffsetOutOfRange
 	}
@@ -102,4 +108,67 @@ func testHook(point string) func(key string) {
 			time.Sleep(time.Hour)
 		}
 	}
+}
+
+// objectTimestampBatch finds, in a stream's committed objects, the first
+// batch whose max timestamp is at least ts (ok false: none there).
+func (b *Broker) objectTimestampBatch(ctx context.Context, im *metadata.Image, stream uint64, ts int64) (batch []byte, ok bool, err error) {
+	so := im.StreamObjectsOf(stream)
+	if so == nil {
+		return nil, false, nil
+	}
+	ctx = s3stream.WithReason(ctx, s3stream.ReasonFetch)
+	for _, rr := range so.Ranges {
+		ix, err := b.reader.ObjectIndex(ctx, rr.Key, rr.ObjectSize)
+		if err != nil {
+			return nil, false, fmt.Errorf("%w: index of %s: %v", errStorage, rr.Key, err)
+		}
+		for _, bi := range ix.Blocks {
+			if bi.Stream != stream || bi.EndOffset <= max(rr.StartOffset, so.StartOffset) || bi.StartOffset >= rr.EndOffset || bi.MaxTimestamp < ts {
+				continue
+			}
+			data, err := b.reader.Read(ctx, stream, max(bi.StartOffset, rr.StartOffset, so.StartOffset), int(bi.RawSize),
+				s3stream.ObjectLocation{Key: rr.Key, ObjectSize: rr.ObjectSize, StartOffset: rr.StartOffset, EndOffset: rr.EndOffset})
+			if err != nil {
+				return nil, false, fmt.Errorf("%w: read %s: %v", errStorage, rr.Key, err)
+			}
+			batches, hdrs, err := protocol.SplitBatches(data)
+			if err != nil {
+				return nil, false, fmt.Errorf("%w: %s: %v", errStorage, rr.Key, err)
+			}
+			for i, h := range hdrs {
+				if h.MaxTimestamp >= ts {
+					return batches[i], true, nil
+				}
+			}
+		}
+	}
+	return nil, false, nil
+}
+
+// objectMaxTimestampBatch returns the batch with the largest timestamp in a
+// stream's committed objects (the first on ties).
+func (b *Broker) objectMaxTimestampBatch(ctx context.Context, im *metadata.Image, stream uint64) (batch []byte, ok bool, err error) {
+	so := im.StreamObjectsOf(stream)
+	if so == nil || len(so.Ranges) == 0 {
+		return nil, false, nil
+	}
+	best := int64(-1 << 63)
+	ctx = s3stream.WithReason(ctx, s3stream.ReasonFetch)
+	for _, rr := range so.Ranges {
+		ix, err := b.reader.ObjectIndex(ctx, rr.Key, rr.ObjectSize)
+		if err != nil {
+			return nil, false, fmt.Errorf("%w: index of %s: %v", errStorage, rr.Key, err)
+		}
+		for _, bi := range ix.Blocks {
+			if bi.Stream == stream && bi.StartOffset < rr.EndOffset && bi.EndOffset > rr.StartOffset && bi.MaxTimestamp > best {
+				best = bi.MaxTimestamp
+			}
+		}
+	}
+	if best == int64(-1<<63) {
+		return nil, false, nil
+	}
+	// The first batch reaching the best timestamp holds it.
+	return b.objectTimestampBatch(ctx, im, stream, best)
 }

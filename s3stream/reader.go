@@ -295,6 +295,12 @@ func await[V any](ctx context.Context, f *flight[V]) (v V, retry bool, err error
 	return f.val, false, f.err
 }
 
+// ObjectIndex returns an object's index through the reader's index cache
+// (objects are immutable, so a cached index never goes stale).
+func (r *Reader) ObjectIndex(ctx context.Context, key string, size int64) (*ObjectIndex, error) {
+	return r.index(ctx, key, size)
+}
+
 // index returns the object's index, from the cache or the store.
 func (r *Reader) index(ctx context.Context, key string, size int64) (*ObjectIndex, error) {
 	for {
