@@ -1,13 +1,32 @@
-// Package s3stream is Shoal's object-storage layer. This part provides the
-// ObjectStore interface that every object-storage user goes through, and
-// its two real implementations:
+// Package s3stream is Shoal's object-storage layer: the store interface and
+// its implementations, the object format, the uploader that moves committed
+// WAL data into objects, the reader that serves history through a block
+// cache, and request accounting.
+//
+// Data path:
+//   - Uploader (one per WAL group, active on its Raft leader): when enough
+//     data (UploadBytes) or old enough data (UploadAge) waits in the WAL, it
+//     writes one stream set object (ObjectWriter: blocks of ~1 MiB per
+//     stream, an index, a footer; docs/format/s3-object.md), PUTs it,
+//     commits its ranges to metadata, and only then trims the WAL. A new
+//     leader resumes from what metadata holds, so no range is lost or stored
+//     twice; an object PUT but never committed is an orphan for the sweep.
+//   - Reader: offset -> object (the caller locates it in the metadata
+//     index) -> block (cached object index) -> LRU block cache -> ranged GET,
+//     with read-ahead for sequential catch-up and one GET for concurrent
+//     misses of the same block.
+//   - Metered wraps a store and counts PUT/GET/DELETE/LIST and bytes per
+//     Reason (upload, compaction, fetch, gc), taken from the context.
+//
+// Stores: the ObjectStore interface that every object-storage user goes
+// through has two real implementations:
 //
 //   - LocalDir: a local directory, for the embedded single-node default
 //     (`file://DIR`). Put writes a temporary file next to the target,
 //     fsyncs it, renames it into place and fsyncs the directory.
 //   - S3: a bucket of an S3-compatible service through minio-go/v7
 //     (`s3://BUCKET?endpoint=HOST:PORT&region=R&path-style=true&tls=false`),
-//     with multipart uploads in 16 MiB parts.
+//     with one PUT per object up to 128 MiB and multipart uploads above.
 //
 // Guarantees, identical for every implementation (the behaviour suite in
 // s3stream/s3test checks them against LocalDir, the in-memory store and a
