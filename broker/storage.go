@@ -110,6 +110,26 @@ func testHook(point string) func(key string) {
 	}
 }
 
+// eachObjectBlock calls fn for every block of stream in its committed,
+// live ranges, in offset order, until fn returns false.
+func (b *Broker) eachObjectBlock(ctx context.Context, so *metadata.StreamObjects, fn func(rr metadata.RangeRef, bi s3stream.BlockInfo) (bool, error)) error {
+	for _, rr := range so.Ranges {
+		ix, err := b.reader.ObjectIndex(ctx, rr.Key, rr.ObjectSize)
+		if err != nil {
+			return fmt.Errorf("%w: index of %s: %v", errStorage, rr.Key, err)
+		}
+		for _, bi := range ix.Blocks {
+			if bi.Stream != so.Stream || bi.EndOffset <= max(rr.StartOffset, so.StartOffset) || bi.StartOffset >= rr.EndOffset {
+				continue
+			}
+			if more, err := fn(rr, bi); !more || err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // objectTimestampBatch finds, in a stream's committed objects, the first
 // batch whose max timestamp is at least ts (ok false: none there).
 func (b *Broker) objectTimestampBatch(ctx context.Context, im *metadata.Image, stream uint64, ts int64) (batch []byte, ok bool, err error) {
@@ -118,32 +138,28 @@ func (b *Broker) objectTimestampBatch(ctx context.Context, im *metadata.Image, s
 		return nil, false, nil
 	}
 	ctx = s3stream.WithReason(ctx, s3stream.ReasonFetch)
-	for _, rr := range so.Ranges {
-		ix, err := b.reader.ObjectIndex(ctx, rr.Key, rr.ObjectSize)
+	err = b.eachObjectBlock(ctx, so, func(rr metadata.RangeRef, bi s3stream.BlockInfo) (bool, error) {
+		if bi.MaxTimestamp < ts {
+			return true, nil
+		}
+		data, err := b.reader.Read(ctx, stream, max(bi.StartOffset, rr.StartOffset, so.StartOffset), int(bi.RawSize),
+			s3stream.ObjectLocation{Key: rr.Key, ObjectSize: rr.ObjectSize, StartOffset: rr.StartOffset, EndOffset: rr.EndOffset})
 		if err != nil {
-			return nil, false, fmt.Errorf("%w: index of %s: %v", errStorage, rr.Key, err)
+			return false, fmt.Errorf("%w: read %s: %v", errStorage, rr.Key, err)
 		}
-		for _, bi := range ix.Blocks {
-			if bi.Stream != stream || bi.EndOffset <= max(rr.StartOffset, so.StartOffset) || bi.StartOffset >= rr.EndOffset || bi.MaxTimestamp < ts {
-				continue
-			}
-			data, err := b.reader.Read(ctx, stream, max(bi.StartOffset, rr.StartOffset, so.StartOffset), int(bi.RawSize),
-				s3stream.ObjectLocation{Key: rr.Key, ObjectSize: rr.ObjectSize, StartOffset: rr.StartOffset, EndOffset: rr.EndOffset})
-			if err != nil {
-				return nil, false, fmt.Errorf("%w: read %s: %v", errStorage, rr.Key, err)
-			}
-			batches, hdrs, err := protocol.SplitBatches(data)
-			if err != nil {
-				return nil, false, fmt.Errorf("%w: %s: %v", errStorage, rr.Key, err)
-			}
-			for i, h := range hdrs {
-				if h.MaxTimestamp >= ts {
-					return batches[i], true, nil
-				}
+		batches, hdrs, err := protocol.SplitBatches(data)
+		if err != nil {
+			return false, fmt.Errorf("%w: %s: %v", errStorage, rr.Key, err)
+		}
+		for i, h := range hdrs {
+			if h.MaxTimestamp >= ts {
+				batch, ok = batches[i], true
+				return false, nil
 			}
 		}
-	}
-	return nil, false, nil
+		return true, nil
+	})
+	return batch, ok, err
 }
 
 // objectMaxTimestampBatch returns the batch with the largest timestamp in a
@@ -153,21 +169,15 @@ func (b *Broker) objectMaxTimestampBatch(ctx context.Context, im *metadata.Image
 	if so == nil || len(so.Ranges) == 0 {
 		return nil, false, nil
 	}
-	best := int64(-1 << 63)
-	ctx = s3stream.WithReason(ctx, s3stream.ReasonFetch)
-	for _, rr := range so.Ranges {
-		ix, err := b.reader.ObjectIndex(ctx, rr.Key, rr.ObjectSize)
-		if err != nil {
-			return nil, false, fmt.Errorf("%w: index of %s: %v", errStorage, rr.Key, err)
+	best, found := int64(0), false
+	err = b.eachObjectBlock(s3stream.WithReason(ctx, s3stream.ReasonFetch), so, func(_ metadata.RangeRef, bi s3stream.BlockInfo) (bool, error) {
+		if !found || bi.MaxTimestamp > best {
+			best, found = bi.MaxTimestamp, true
 		}
-		for _, bi := range ix.Blocks {
-			if bi.Stream == stream && bi.StartOffset < rr.EndOffset && bi.EndOffset > rr.StartOffset && bi.MaxTimestamp > best {
-				best = bi.MaxTimestamp
-			}
-		}
-	}
-	if best == int64(-1<<63) {
-		return nil, false, nil
+		return true, nil
+	})
+	if err != nil || !found {
+		return nil, false, err
 	}
 	// The first batch reaching the best timestamp holds it.
 	return b.objectTimestampBatch(ctx, im, stream, best)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // TestReadsAcrossUpload produces, lets the uploader move everything to
@@ -23,6 +24,9 @@ func TestReadsAcrossUpload(t *testing.T) {
 		t.Helper()
 		for i := from; i < to; i++ {
 			r := &kgo.Record{Partition: int32(i % 2), Value: []byte(fmt.Sprintf("v%d", i)), Timestamp: base.Add(time.Duration(i) * time.Second)}
+			if i == 10 {
+				r.Timestamp = base.Add(1000 * time.Hour) // the max timestamp of partition 0, uploaded below
+			}
 			if err := cl.ProduceSync(t.Context(), r).FirstErr(); err != nil {
 				t.Fatal(err)
 			}
@@ -46,11 +50,11 @@ func TestReadsAcrossUpload(t *testing.T) {
 		t.Fatalf("end offset of partition 0: %d, want 110", o.Offset)
 	}
 	// Record i sits in partition i%2 at offset i/2 with timestamp base+i s.
-	byTime, err := adm.ListOffsetsAfterMilli(t.Context(), base.Add(101*time.Second).UnixMilli(), "up")
+	byTime, err := adm.ListOffsetsAfterMilli(t.Context(), base.Add(102*time.Second).UnixMilli(), "up")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o, _ := byTime.Lookup("up", 0); o.Offset != 51 { // record 102
+	if o, _ := byTime.Lookup("up", 1); o.Offset != 51 { // record 103
 		t.Fatalf("offset for timestamp in objects: %d, want 51", o.Offset)
 	}
 	byTime, err = adm.ListOffsetsAfterMilli(t.Context(), base.Add(210*time.Second).UnixMilli(), "up")
@@ -59,6 +63,20 @@ func TestReadsAcrossUpload(t *testing.T) {
 	}
 	if o, _ := byTime.Lookup("up", 1); o.Offset != 105 { // record 211, still in the WAL
 		t.Fatalf("offset for timestamp in the WAL: %d, want 105", o.Offset)
+	}
+
+	// The max timestamp (-3) of partition 0 is record 10 at offset 5, in an object.
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.Version = 7
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = "up"
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Partition, rp.Timestamp = 0, -3
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	lo := dialRaw(t, b).do(req).(*kmsg.ListOffsetsResponse)
+	if p := lo.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.Offset != 5 || p.Timestamp != base.Add(1000*time.Hour).UnixMilli() {
+		t.Fatalf("max timestamp: error %d offset %d timestamp %d; want offset 5", p.ErrorCode, p.Offset, p.Timestamp)
 	}
 
 	// A consumer from the start reads everything, in order.
