@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-io/shoal/s3stream/s3test"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -55,6 +56,7 @@ type Broker struct {
 	MetricsAddr string // /healthz, /readyz
 	DataDir     string
 	args        []string // extra flags
+	env         []string // extra environment variables (KEY=VALUE)
 	logPath     string
 
 	mu      sync.Mutex
@@ -71,6 +73,22 @@ type Option func(*Broker)
 // override them).
 func WithArgs(args ...string) Option {
 	return func(b *Broker) { b.args = append(b.args, args...) }
+}
+
+// WithEnv adds environment variables (KEY=VALUE) to the shoald process,
+// on top of the test's own environment. SetEnv replaces them for the next
+// Restart.
+func WithEnv(env ...string) Option {
+	return func(b *Broker) { b.env = append(b.env, env...) }
+}
+
+// WithMinIO makes bucket on m the broker's object store: --object-store
+// m.URL(bucket) and m's credentials in the environment.
+func WithMinIO(m *s3test.MinIO, bucket string) Option {
+	return func(b *Broker) {
+		b.args = append(b.args, "--object-store", m.URL(bucket))
+		b.env = append(b.env, m.Env()...)
+	}
 }
 
 // WithDataDir runs the broker on dir instead of a fresh temporary directory.
@@ -146,6 +164,7 @@ func (b *Broker) start() error {
 	}
 	fmt.Fprintf(logf, "=== harness: starting shoald %s\n", strings.Join(b.Args(), " "))
 	cmd := exec.Command(shoaldPath, b.Args()...)
+	cmd.Env = append(os.Environ(), b.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Kill shoald if the test binary dies, so no process outlives the run.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -287,6 +306,33 @@ func (b *Broker) Restart() {
 	if err := b.start(); err != nil {
 		b.t.Fatalf("restart shoald on %s: %v", b.Addr, err)
 	}
+}
+
+// SetEnv replaces the extra environment variables given by WithEnv and
+// WithMinIO; it takes effect at the next Restart.
+func (b *Broker) SetEnv(env ...string) {
+	b.env = append([]string(nil), env...)
+}
+
+// Env returns the extra environment variables of the shoald process.
+func (b *Broker) Env() []string { return append([]string(nil), b.env...) }
+
+// WaitLog waits until the broker's log contains substr, failing the test
+// after d (or at once if the process exits first).
+func (b *Broker) WaitLog(d time.Duration, substr string) {
+	b.t.Helper()
+	Eventually(b.t, d, func() error {
+		if strings.Contains(b.Log(), substr) {
+			return nil
+		}
+		b.mu.Lock()
+		done := b.done
+		b.mu.Unlock()
+		if isDone(done) {
+			b.t.Fatalf("shoald exited before logging %q: %v", substr, b.exitError())
+		}
+		return fmt.Errorf("no %q in the log", substr)
+	})
 }
 
 // Log returns everything the broker printed so far, over every restart.
