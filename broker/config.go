@@ -67,6 +67,19 @@ type Config struct {
 	// BlockCacheBytes bounds the cache of object blocks read for fetches.
 	BlockCacheBytes int64
 
+	// CompactionInterval is how often the metadata leader compacts objects.
+	CompactionInterval time.Duration
+	// RetentionCheckInterval is how often the metadata leader applies the
+	// topics' retention.ms and retention.bytes.
+	RetentionCheckInterval time.Duration
+	// ObjectGrace is how long an object that metadata no longer refers to
+	// stays in storage for in-flight readers, and how old an unreferenced
+	// object must be before the orphan sweep deletes it.
+	ObjectGrace time.Duration
+	// OrphanSweepInterval is how often the metadata leader LISTs the bucket
+	// for objects no metadata refers to (a crash between PUT and commit).
+	OrphanSweepInterval time.Duration
+
 	// Logger receives the broker's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -91,6 +104,10 @@ func DefaultConfig() Config {
 		UploadAge:                10 * time.Second,
 		WALMaxPendingBytes:       2 << 30,
 		BlockCacheBytes:          256 << 20,
+		CompactionInterval:       time.Minute,
+		RetentionCheckInterval:   5 * time.Minute,
+		ObjectGrace:              5 * time.Minute,
+		OrphanSweepInterval:      10 * time.Minute,
 	}
 }
 
@@ -110,6 +127,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("broker config: max request size %d: must be positive", c.MaxRequestSize)
 	case c.TailCacheBytes < 0:
 		return fmt.Errorf("broker config: tail cache bytes %d: must not be negative", c.TailCacheBytes)
+	case c.CompactionInterval < 0 || c.RetentionCheckInterval < 0 || c.ObjectGrace < 0 || c.OrphanSweepInterval < 0:
+		return fmt.Errorf("broker config: compaction, retention, grace and sweep durations must not be negative")
 	}
 	if err := checkHostPort("listen", c.Listen, true); err != nil {
 		return err

@@ -82,9 +82,10 @@ func (b *Broker) startUploaders() {
 			u.Run(ctx)
 		}()
 	}
+	b.startStorageTasks(ctx)
 }
 
-// stopBackground stops the uploaders and waits for them.
+// stopBackground stops the uploaders and the storage tasks and waits for them.
 func (b *Broker) stopBackground() {
 	if b.bgCancel != nil {
 		b.bgCancel()

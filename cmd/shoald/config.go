@@ -41,6 +41,8 @@ type flagValues struct {
 	maxRequestSize, tailCacheBytes                           byteSize
 	uploadBytes, walMaxPendingBytes, blockCacheBytes         byteSize
 	uploadAge                                                time.Duration
+	compactionInterval, retentionCheckInterval               time.Duration
+	objectGrace, orphanSweepInterval                         time.Duration
 }
 
 // newFlagSet declares every flag of shoald. Its defaults are those of the
@@ -72,6 +74,13 @@ func newFlagSet(v *flagValues) *flag.FlagSet {
 	fs.Var(&v.walMaxPendingBytes, "wal-max-pending-bytes", "`BYTES` of data waiting for upload beyond which produce gets a retriable error")
 	v.blockCacheBytes = byteSize(def.BlockCacheBytes)
 	fs.Var(&v.blockCacheBytes, "block-cache-bytes", "memory `BYTES` of the cache of object blocks read for fetches")
+	fs.DurationVar(&v.compactionInterval, "compaction-interval", def.CompactionInterval, "how often objects are compacted, a `DURATION`")
+	fs.DurationVar(&v.retentionCheckInterval, "retention-check-interval", def.RetentionCheckInterval,
+		"how often retention.ms and retention.bytes are applied, a `DURATION`")
+	fs.DurationVar(&v.objectGrace, "object-grace", def.ObjectGrace,
+		"`DURATION` an unreferenced object stays in storage for in-flight readers before it is deleted")
+	fs.DurationVar(&v.orphanSweepInterval, "orphan-sweep-interval", def.OrphanSweepInterval,
+		"how often the bucket is listed for objects no metadata refers to, a `DURATION`")
 	fs.StringVar(&v.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	fs.StringVar(&v.logFormat, "log-format", "text", "log `FORMAT`: text or json")
 	return fs
@@ -308,6 +317,21 @@ func (v *flagValues) settings(fileOnly map[string]string, env func(string) strin
 		return s, usagef("--upload-age %s: want a positive duration", v.uploadAge)
 	}
 	cfg.UploadAge = v.uploadAge
+	for _, d := range []struct {
+		name string
+		val  time.Duration
+		dst  *time.Duration
+	}{
+		{"compaction-interval", v.compactionInterval, &cfg.CompactionInterval},
+		{"retention-check-interval", v.retentionCheckInterval, &cfg.RetentionCheckInterval},
+		{"object-grace", v.objectGrace, &cfg.ObjectGrace},
+		{"orphan-sweep-interval", v.orphanSweepInterval, &cfg.OrphanSweepInterval},
+	} {
+		if d.val <= 0 {
+			return s, usagef("--%s %s: want a positive duration", d.name, d.val)
+		}
+		*d.dst = d.val
+	}
 	s.broker = cfg
 	return s, nil
 }
