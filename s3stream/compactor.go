@@ -49,7 +49,8 @@ type CompactorConfig struct {
 	BlockSize int
 	// Grace is how long inputs stay in storage for in-flight readers after
 	// the swap (default metadata.DefaultObjectGrace).
-	Grace  time.Duration
+	Grace time.Duration
+	// Logger receives warnings and debug lines (default slog.Default()).
 	Logger *slog.Logger
 }
 
@@ -413,7 +414,7 @@ func (c *Compactor) execute(ctx context.Context, j *job) error {
 
 // deleteOutputs removes outputs that will never be committed.
 func (c *Compactor) deleteOutputs(outs []metadata.Object) {
-	ctx, cancel := context.WithTimeout(WithReason(context.Background(), ReasonCompaction), 30*time.Second)
+	ctx, cancel := context.WithTimeout(WithReason(context.Background(), ReasonCompaction), 10*time.Second)
 	defer cancel()
 	for _, o := range outs {
 		if err := c.store.Delete(ctx, o.Key); err != nil {

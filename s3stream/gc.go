@@ -36,7 +36,8 @@ type GCConfig struct {
 	// Prefixes are the key prefixes the sweep lists (default "so/" and
 	// "sso/": what the uploader and the compactor write).
 	Prefixes []string
-	Logger   *slog.Logger
+	// Logger receives warnings and debug lines (default slog.Default()).
+	Logger *slog.Logger
 }
 
 func (c *GCConfig) applyDefaults() {

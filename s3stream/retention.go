@@ -30,7 +30,8 @@ type RetentionConfig struct {
 	Interval time.Duration
 	// Grace is how long objects that fall out of retention stay in storage
 	// for in-flight readers (default metadata.DefaultObjectGrace).
-	Grace  time.Duration
+	Grace time.Duration
+	// Logger receives warnings and debug lines (default slog.Default()).
 	Logger *slog.Logger
 }
 
