@@ -15,6 +15,17 @@
 //     index) -> block (cached object index) -> LRU block cache -> ranged GET,
 //     with read-ahead for sequential catch-up and one GET for concurrent
 //     misses of the same block.
+//   - Compactor (on the metadata leader): merges small stream set objects,
+//     splits streams above 16 MiB into per-stream stream objects ("so/"),
+//     merges small stream objects of a stream; metadata swaps inputs for
+//     outputs atomically (CompactObjects) and queues the inputs for deletion.
+//   - Retention: retention.ms and retention.bytes (Kafka's rules, whole
+//     ranges only) advance a stream's log start through metadata.TrimStream.
+//   - GC: objects whose deletion grace (5 min) has passed are deleted; a
+//     slow orphan sweep (the only LIST) removes objects no metadata refers
+//     to, older than the grace (a crash between PUT and commit leaves those).
+//   - Keys: "sso/g<group>/<ms>-<hex>" for uploads, "sso/g<group>/c<ms>-<hex>"
+//     for merged SSOs, "so/<stream>/<start>-<hex>" for stream objects.
 //   - Metered wraps a store and counts PUT/GET/DELETE/LIST and bytes per
 //     Reason (upload, compaction, fetch, gc), taken from the context.
 //

@@ -57,8 +57,10 @@ func (c *RetentionConfig) applyDefaults() {
 //   - retention.ms: ranges are deleted oldest first while the largest
 //     record timestamp of the range (from the object's index) is older than
 //     now - retention.ms.
-//   - retention.bytes: ranges are deleted oldest first until the committed
-//     ranges left sum to at most retention.bytes (-1: unlimited).
+//   - retention.bytes: ranges are deleted oldest first while the committed
+//     ranges left would still sum to at least retention.bytes, as Kafka
+//     deletes segments (-1: unlimited). Data still in the WAL is not
+//     counted: it is newer than every object and never deleted.
 //
 // Only topics whose cleanup.policy includes "delete" are trimmed. Index
 // reads are counted under ReasonGC; range timestamps are cached per object.
@@ -175,8 +177,10 @@ func (r *Retention) newStart(ctx context.Context, im *metadata.Image, s *metadat
 			}
 			total += sizes[i]
 		}
+		// Kafka's rule: the oldest range goes only while what is left
+		// still holds at least retention.bytes.
 		for i, rg := range s.Ranges {
-			if total <= tr.bytes {
+			if total-sizes[i] < tr.bytes {
 				break
 			}
 			total -= sizes[i]

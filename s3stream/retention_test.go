@@ -117,7 +117,7 @@ func TestRetentionByTimeTrimsWholeOldRanges(t *testing.T) {
 	}
 }
 
-func TestRetentionByBytesKeepsNewestRangesWithinLimit(t *testing.T) {
+func TestRetentionByBytesKeepsAtLeastTheLimit(t *testing.T) {
 	r := newUploadRig(t, 2)
 	now := time.Now()
 	r.uploadAt(t, 1, 1000, now, now, now, now)
@@ -128,13 +128,14 @@ func TestRetentionByBytesKeepsNewestRangesWithinLimit(t *testing.T) {
 	}
 	im := r.meta.Image()
 	for _, s := range r.streams {
-		// Each range holds one ~1 KB batch: two fit 2500 bytes, three do not.
-		if so := im.StreamObjectsOf(s); so.StartOffset != 2 || len(so.Ranges) != 2 {
-			t.Fatalf("stream %d: start %d, %d ranges; want 2 and 2", s, so.StartOffset, len(so.Ranges))
+		// Each range holds one ~1 KB batch. As in Kafka, the oldest goes
+		// only while at least 2500 bytes stay: three ranges stay, one goes.
+		if so := im.StreamObjectsOf(s); so.StartOffset != 1 || len(so.Ranges) != 3 {
+			t.Fatalf("stream %d: start %d, %d ranges; want 1 and 3", s, so.StartOffset, len(so.Ranges))
 		}
 	}
-	if len(im.PendingDeletes) != 2 {
-		t.Fatalf("%d pending deletes, want 2", len(im.PendingDeletes))
+	if len(im.PendingDeletes) != 1 {
+		t.Fatalf("%d pending deletes, want 1", len(im.PendingDeletes))
 	}
 	// Size retention reads no index.
 	if c := r.store.Counts()[s3stream.ReasonGC]; c.Get != 0 {
