@@ -314,6 +314,12 @@ func (b *Broker) SetEnv(env ...string) {
 	b.env = append([]string(nil), env...)
 }
 
+// AddArgs appends flags to the command line of the next Restart (a later
+// flag overrides an earlier one).
+func (b *Broker) AddArgs(args ...string) {
+	b.args = append(b.args, args...)
+}
+
 // Env returns the extra environment variables of the shoald process.
 func (b *Broker) Env() []string { return append([]string(nil), b.env...) }
 

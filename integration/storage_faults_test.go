@@ -14,8 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// pacedProducer runs p.produce in the background, about one record per
-// millisecond, until stopped.
+// pacedProducer runs p.produce in the background, one record per given
+// interval at most, until stopped.
 type pacedProducer struct {
 	stopped chan struct{}
 	once    sync.Once
@@ -25,7 +25,7 @@ type pacedProducer struct {
 // startPaced starts the loop. Records are produced with the test's
 // context (a cancelled record context fails the record), so stop does not
 // fail the records the client holds.
-func startPaced(t testing.TB, p *producer) *pacedProducer {
+func startPaced(t testing.TB, p *producer, every time.Duration) *pacedProducer {
 	pp := &pacedProducer{stopped: make(chan struct{})}
 	ctx := t.Context()
 	pp.wg.Add(1)
@@ -40,7 +40,7 @@ func startPaced(t testing.TB, p *producer) *pacedProducer {
 			default:
 			}
 			p.produce(ctx)
-			time.Sleep(time.Millisecond)
+			time.Sleep(every)
 		}
 	}()
 	return pp
@@ -78,9 +78,16 @@ func shoaldHasFlag(t testing.TB, name string) bool {
 // hang, and checks that nothing acknowledged is lost or duplicated, that
 // the live objects hold the data once, and that no unreferenced object
 // stays in the bucket once the orphan sweep has run.
+//
+// It runs in parallel with the other long waiting tests: the first orphan
+// sweep comes a minute after shoald starts.
 func TestUploadCrash(t *testing.T) {
+	t.Parallel()
 	for _, point := range []string{"after-put", "after-commit"} {
-		t.Run(point, func(t *testing.T) { testUploadCrash(t, point) })
+		t.Run(point, func(t *testing.T) {
+			t.Parallel()
+			testUploadCrash(t, point)
+		})
 	}
 }
 
@@ -90,13 +97,15 @@ func testUploadCrash(t *testing.T, point string) {
 	args := append([]string{}, smallUploads...)
 	sweep := shoaldHasFlag(t, "object-grace")
 	if sweep {
-		args = append(args, "--object-grace", "1s")
+		// The first sweep comes SweepDelay (1 min) after start, then one
+		// every interval.
+		args = append(args, "--object-grace", "1s", "--orphan-sweep-interval", "5s")
 	}
 	b := StartBroker(t, WithMinIO(m, "crash"), WithArgs(args...), WithEnv("SHOAL_TEST_UPLOAD_HANG="+point))
 	createTopic(t, b, topic, partitions)
 
 	p := newProducer(t, b, topic, partitions, recordSize)
-	pp := startPaced(t, p)
+	pp := startPaced(t, p, time.Millisecond)
 	defer pp.stop()
 	b.WaitLog(30*time.Second, "test hook: upload hangs "+point)
 	// Acknowledged writes keep arriving while the upload hangs.
@@ -135,7 +144,7 @@ func testUploadCrash(t *testing.T, point string) {
 		t.Log("shoald has no --object-grace yet: the orphan sweep is not checked")
 		return
 	}
-	Eventually(t, 60*time.Second, func() error {
+	Eventually(t, 90*time.Second, func() error {
 		v := storageView(t, b)
 		if n := len(listBucket(t, m, "crash")); n != v.Objects+v.PendingDeletes {
 			return fmt.Errorf("%d objects in the bucket, %d live and %d pending deletes", n, v.Objects, v.PendingDeletes)
@@ -148,8 +157,10 @@ func testUploadCrash(t *testing.T, point string) {
 // produce goes on from the WAL until the WAL budget is reached, then gets a
 // retriable error; tail consumers keep reading; after MinIO returns the
 // uploads catch up and every acknowledged record is readable, also from
-// object storage after a restart.
+// object storage after a restart. It runs in parallel with the other long
+// waiting tests.
 func TestObjectStoreOutage(t *testing.T) {
+	t.Parallel()
 	const (
 		topic, probeTopic = "outage", "probe"
 		partitions        = 4
@@ -163,7 +174,7 @@ func TestObjectStoreOutage(t *testing.T) {
 	createTopic(t, b, probeTopic, 1)
 
 	p := newProducer(t, b, topic, partitions, recordSize)
-	pp := startPaced(t, p)
+	pp := startPaced(t, p, time.Millisecond)
 	defer pp.stop()
 	waitAcked(t, p.ds, 2000, 30*time.Second)
 	Eventually(t, 30*time.Second, func() error {

@@ -274,9 +274,19 @@ func (d *dataset) snapshot() (sums map[int32]map[int64]uint32, end map[int32]int
 
 // readAndCheck consumes topic's partitions from start[p] to end[p] (the
 // partitions of end) and checks that offsets are dense and every record's
-// checksum is the one in sums.
+// checksum is the one in sums. It fails the test on the first difference.
 func readAndCheck(t testing.TB, b *Broker, topic string, sums map[int32]map[int64]uint32, start, end map[int32]int64, timeout time.Duration, opts ...kgo.Opt) verifyResult {
 	t.Helper()
+	res, err := readRange(t, b, topic, sums, start, end, timeout, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// readRange is readAndCheck returning the first difference as an error,
+// for use off the test's goroutine.
+func readRange(t testing.TB, b *Broker, topic string, sums map[int32]map[int64]uint32, start, end map[int32]int64, timeout time.Duration, opts ...kgo.Opt) (verifyResult, error) {
 	offsets := map[string]map[int32]kgo.Offset{topic: {}}
 	next := map[int32]int64{}
 	for p := range end {
@@ -284,16 +294,20 @@ func readAndCheck(t testing.TB, b *Broker, topic string, sums map[int32]map[int6
 		next[p] = start[p]
 	}
 	all := append([]kgo.Opt{
+		kgo.SeedBrokers(b.Addr),
 		kgo.ConsumePartitions(offsets),
 		kgo.FetchMaxWait(200 * time.Millisecond),
 		kgo.FetchMaxBytes(64 << 20),
 		kgo.FetchMaxPartitionBytes(8 << 20),
 	}, opts...)
-	cl := b.Client(t, all...)
+	var res verifyResult
+	cl, err := kgo.NewClient(all...)
+	if err != nil {
+		return res, err
+	}
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
-	var res verifyResult
 	began := time.Now()
 	done := func() bool {
 		for p, e := range end {
@@ -306,30 +320,31 @@ func readAndCheck(t testing.TB, b *Broker, topic string, sums map[int32]map[int6
 	for !done() {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			t.Fatalf("consume %s: timed out after %v at %v, want %v", topic, timeout, next, end)
+			return res, fmt.Errorf("consume %s: timed out after %v at %v, want %v", topic, timeout, next, end)
 		}
-		fs.EachError(func(topic string, p int32, err error) {
-			t.Fatalf("consume %s/%d: %v", topic, p, err)
-		})
-		fs.EachRecord(func(r *kgo.Record) {
+		if err := fs.Err(); err != nil {
+			return res, fmt.Errorf("consume %s: %w", topic, err)
+		}
+		for it := fs.RecordIter(); !it.Done(); {
+			r := it.Next()
 			if r.Offset >= end[r.Partition] {
-				return // beyond what this check covers
+				continue // beyond what this check covers
 			}
 			if r.Offset != next[r.Partition] {
-				t.Fatalf("partition %d: got offset %d, want %d (gap or duplicate)", r.Partition, r.Offset, next[r.Partition])
+				return res, fmt.Errorf("partition %d: got offset %d, want %d (gap or duplicate)", r.Partition, r.Offset, next[r.Partition])
 			}
 			next[r.Partition]++
 			want, ok := sums[r.Partition][r.Offset]
 			if !ok {
-				t.Fatalf("partition %d offset %d: a record nobody acknowledged", r.Partition, r.Offset)
+				return res, fmt.Errorf("partition %d offset %d: a record nobody acknowledged", r.Partition, r.Offset)
 			}
 			if got := crc32.Checksum(r.Value, crcTable); got != want {
-				t.Fatalf("partition %d offset %d: checksum %08x, acknowledged %08x", r.Partition, r.Offset, got, want)
+				return res, fmt.Errorf("partition %d offset %d: checksum %08x, acknowledged %08x", r.Partition, r.Offset, got, want)
 			}
 			res.records++
 			res.bytes += int64(len(r.Value))
-		})
+		}
 	}
 	res.elapsed = time.Since(began)
-	return res
+	return res, nil
 }
