@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -64,14 +65,6 @@ func waitAcked(t testing.TB, ds *dataset, n int64, d time.Duration) {
 	})
 }
 
-// shoaldHasFlag reports whether shoald --help lists --name (flags that
-// other work adds while these tests are written).
-func shoaldHasFlag(t testing.TB, name string) bool {
-	t.Helper()
-	res := RunShoald(t, 10*time.Second, "--help")
-	return strings.Contains(res.Stdout+res.Stderr, "--"+name+" ")
-}
-
 // TestUploadCrash kills shoald (kill -9) while an upload hangs after its
 // PUT (the object is stored, metadata does not know it) and after its
 // metadata commit (the WAL is not yet trimmed), restarts it without the
@@ -94,20 +87,18 @@ func TestUploadCrash(t *testing.T) {
 func testUploadCrash(t *testing.T, point string) {
 	const topic, partitions, recordSize = "crash", 4, 4 << 10
 	m := s3test.StartMinIO(t)
-	args := append([]string{}, smallUploads...)
-	sweep := shoaldHasFlag(t, "object-grace")
-	if sweep {
-		// The first sweep comes SweepDelay (1 min) after start, then one
-		// every interval.
-		args = append(args, "--object-grace", "1s", "--orphan-sweep-interval", "5s")
-	}
+	// The first orphan sweep comes a minute after start, then one every
+	// --orphan-sweep-interval; it deletes orphans older than the grace.
+	args := append([]string{"--object-grace", "1s", "--orphan-sweep-interval", "5s"}, smallUploads...)
 	b := StartBroker(t, WithMinIO(m, "crash"), WithArgs(args...), WithEnv("SHOAL_TEST_UPLOAD_HANG="+point))
 	createTopic(t, b, topic, partitions)
 
 	p := newProducer(t, b, topic, partitions, recordSize)
 	pp := startPaced(t, p, time.Millisecond)
 	defer pp.stop()
-	b.WaitLog(30*time.Second, "test hook: upload hangs "+point)
+	hook := "test hook: upload hangs " + point + " of "
+	b.WaitLog(30*time.Second, hook)
+	hungKey := hungObject(t, b.Log(), hook)
 	// Acknowledged writes keep arriving while the upload hangs.
 	before, _, _ := p.ds.counts()
 	waitAcked(t, p.ds, before+500, 30*time.Second)
@@ -115,6 +106,7 @@ func testUploadCrash(t *testing.T, point string) {
 
 	b.SetEnv(m.Env()...)
 	b.Restart()
+	restarted := time.Now()
 	after, _, _ := p.ds.counts()
 	waitAcked(t, p.ds, after+500, 60*time.Second)
 	pp.stop()
@@ -132,25 +124,49 @@ func testUploadCrash(t *testing.T, point string) {
 		t.Errorf("live objects hold %d bytes for %d bytes produced: a range was uploaded twice", v.ObjectBytes, bytes)
 	}
 	keys := listBucket(t, m, "crash")
-	t.Logf("%d records, %.1f MB; %d live objects (%.1f MB), %d pending deletes, %d objects in the bucket",
-		records, float64(bytes)/1e6, v.Objects, float64(v.ObjectBytes)/1e6, v.PendingDeletes, len(keys))
-	if point == "after-put" && !sweep && len(keys) <= v.Objects+v.PendingDeletes {
-		t.Errorf("%d objects in the bucket, %d live: the object PUT before the crash should be an orphan", len(keys), v.Objects)
+	t.Logf("%d records, %.1f MB; %d live objects (%.1f MB), %d pending deletes, %d objects in the bucket; the hang was at %s",
+		records, float64(bytes)/1e6, v.Objects, float64(v.ObjectBytes)/1e6, v.PendingDeletes, len(keys), hungKey)
+	inBucket := func(keys []s3stream.ObjectInfo) bool {
+		return slices.ContainsFunc(keys, func(o s3stream.ObjectInfo) bool { return o.Key == hungKey })
 	}
-	if point == "after-commit" && len(keys) != v.Objects+v.PendingDeletes {
+	if !inBucket(keys) {
+		t.Errorf("object %s, PUT before the crash, is not in the bucket", hungKey)
+	}
+	switch {
+	case point == "after-commit" && len(keys) != v.Objects+v.PendingDeletes:
 		t.Errorf("%d objects in the bucket, %d live and %d pending deletes", len(keys), v.Objects, v.PendingDeletes)
+	case point == "after-put" && time.Since(restarted) < 50*time.Second && len(keys) != v.Objects+v.PendingDeletes+1:
+		// Before the first sweep, the object of the crashed upload is the
+		// one orphan.
+		t.Errorf("%d objects in the bucket, %d live and %d pending deletes: want one orphan", len(keys), v.Objects, v.PendingDeletes)
 	}
-	if !sweep {
-		t.Log("shoald has no --object-grace yet: the orphan sweep is not checked")
+	if point == "after-commit" {
 		return
 	}
 	Eventually(t, 90*time.Second, func() error {
 		v := storageView(t, b)
-		if n := len(listBucket(t, m, "crash")); n != v.Objects+v.PendingDeletes {
-			return fmt.Errorf("%d objects in the bucket, %d live and %d pending deletes", n, v.Objects, v.PendingDeletes)
+		keys := listBucket(t, m, "crash")
+		if inBucket(keys) || len(keys) != v.Objects+v.PendingDeletes {
+			return fmt.Errorf("%d objects in the bucket (the orphan %s among them: %v), %d live and %d pending deletes",
+				len(keys), hungKey, inBucket(keys), v.Objects, v.PendingDeletes)
 		}
 		return nil
 	})
+	res = verifyTopic(t, b, topic, p.ds, time.Minute)
+	if res.records != records {
+		t.Errorf("after the sweep: read %d records, %d acknowledged", res.records, records)
+	}
+}
+
+// hungObject returns the object key the test hook's log line names.
+func hungObject(t testing.TB, log, hook string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(log, hook)
+	if !ok {
+		t.Fatalf("no %q in the log", hook)
+	}
+	key, _, _ := strings.Cut(rest, "\n")
+	return strings.TrimSpace(key)
 }
 
 // TestObjectStoreOutage stops MinIO for 30 s while a producer writes:
