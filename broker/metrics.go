@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -39,6 +40,7 @@ func startMetrics(addr string, b *Broker) (*metricsServer, error) {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.HandleFunc("/admin/storage", b.serveStorageView)
+	mux.HandleFunc("/metrics", b.serveMetrics)
 	m := &metricsServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 	m.wg.Add(1)
 	go func() {
@@ -97,5 +99,50 @@ func (b *Broker) serveStorageView(w http.ResponseWriter, _ *http.Request) {
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(b.StorageView()); err != nil {
 		b.logger.Debug("write storage view", "err", err)
+	}
+}
+
+// serveMetrics writes the object-storage counters in the Prometheus text
+// format. (The full metrics set, with client_golang, comes with the
+// operations work; these are the numbers the bill is made of.)
+func (b *Broker) serveMetrics(w http.ResponseWriter, _ *http.Request) {
+	if b.objects == nil {
+		http.Error(w, "not ready", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	counts := b.objects.Counts()
+	reasons := make([]string, 0, len(counts))
+	for r := range counts {
+		reasons = append(reasons, string(r))
+	}
+	slices.Sort(reasons)
+	fmt.Fprintln(w, "# HELP shoal_object_requests_total Object-store requests by reason and operation.")
+	fmt.Fprintln(w, "# TYPE shoal_object_requests_total counter")
+	for _, r := range reasons {
+		c := counts[s3stream.Reason(r)]
+		for _, op := range []struct {
+			name string
+			n    int64
+		}{{"put", c.Put}, {"get", c.Get}, {"head", c.Head}, {"delete", c.Delete}, {"list", c.List}} {
+			fmt.Fprintf(w, "shoal_object_requests_total{reason=%q,op=%q} %d\n", r, op.name, op.n)
+		}
+	}
+	fmt.Fprintln(w, "# HELP shoal_object_bytes_total Object-store bytes by reason and direction.")
+	fmt.Fprintln(w, "# TYPE shoal_object_bytes_total counter")
+	for _, r := range reasons {
+		c := counts[s3stream.Reason(r)]
+		fmt.Fprintf(w, "shoal_object_bytes_total{reason=%q,direction=\"put\"} %d\n", r, c.PutBytes)
+		fmt.Fprintf(w, "shoal_object_bytes_total{reason=%q,direction=\"get\"} %d\n", r, c.GetBytes)
+	}
+	fmt.Fprintln(w, "# HELP shoal_object_request_errors_total Object-store requests that failed, by reason.")
+	fmt.Fprintln(w, "# TYPE shoal_object_request_errors_total counter")
+	for _, r := range reasons {
+		fmt.Fprintf(w, "shoal_object_request_errors_total{reason=%q} %d\n", r, counts[s3stream.Reason(r)].Errors)
+	}
+	fmt.Fprintln(w, "# HELP shoal_wal_pending_bytes Committed WAL data waiting for upload, per WAL group.")
+	fmt.Fprintln(w, "# TYPE shoal_wal_pending_bytes gauge")
+	for i, g := range b.wals {
+		fmt.Fprintf(w, "shoal_wal_pending_bytes{group=\"%d\"} %d\n", i, g.PendingBytes())
 	}
 }

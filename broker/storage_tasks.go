@@ -38,6 +38,8 @@ func (b *Broker) startStorageTasks(ctx context.Context) {
 	gc := s3stream.NewGC(b.objects, b.meta, s3stream.GCConfig{
 		Interval:      gcInterval(cfg.ObjectGrace),
 		SweepInterval: cfg.OrphanSweepInterval, Grace: cfg.ObjectGrace, Logger: b.logger,
+		// The first sweep comes a minute after start, or sooner when sweeps are more frequent.
+		SweepDelay: min(time.Minute, cfg.OrphanSweepInterval),
 	})
 	for _, run := range []func(context.Context){compactor.Run, retention.Run, gc.Run} {
 		b.bg.Add(1)

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,7 +19,7 @@ import (
 // object storage, and checks that fetches from offset 0 and offset lookups
 // are answered from the objects, then continue seamlessly into the WAL.
 func TestReadsAcrossUpload(t *testing.T) {
-	b := startBroker(t, func(c *Config) { c.UploadAge = 50 * time.Millisecond })
+	b := startBroker(t, func(c *Config) { c.UploadAge, c.MetricsListen = 50*time.Millisecond, "127.0.0.1:0" })
 	createTopic(t, b, "up", 2)
 	cl := newClient(t, b, kgo.DefaultProduceTopic("up"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	base := time.UnixMilli(1_700_000_000_000)
@@ -104,7 +107,24 @@ func TestReadsAcrossUpload(t *testing.T) {
 			seen[r.Partition]++
 		})
 	}
-	if v := b.StorageView(); v.Requests["fetch"].Get == 0 {
-		t.Fatalf("no fetch GETs counted: %+v", v.Requests)
+	v := b.StorageView()
+	if v.Requests["fetch"].Get == 0 || v.Requests["upload"].Put == 0 {
+		t.Fatalf("requests counted: %+v", v.Requests)
+	}
+	// The same counters in the metrics exposition.
+	resp, err := http.Get("http://" + b.MetricsAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		fmt.Sprintf(`shoal_object_requests_total{reason="upload",op="put"} %d`, v.Requests["upload"].Put),
+		`shoal_object_requests_total{reason="fetch",op="get"} `,
+		`shoal_wal_pending_bytes{group="0"} `,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("/metrics lacks %q:\n%s", want, body)
+		}
 	}
 }

@@ -14,15 +14,15 @@ const (
 	DefaultCacheBytes = 256 << 20
 	// DefaultReadAheadBlocks is how many blocks a sequential read fetches
 	// ahead by default.
-	DefaultReadAheadBlocks = 2
+	DefaultReadAheadBlocks = 4
 	// DefaultIndexCacheEntries is how many object indexes are cached by
 	// default.
 	DefaultIndexCacheEntries = 4096
 	// DefaultCoalesceBytes bounds one GET of adjacent blocks of a stream
 	// when reading sequentially.
-	DefaultCoalesceBytes = 4 << 20
+	DefaultCoalesceBytes = 8 << 20
 	// DefaultMaxReadAheads bounds the background fetches in flight.
-	DefaultMaxReadAheads = 8
+	DefaultMaxReadAheads = 16
 	// maxSequentialStreams bounds the per-stream sequential-read tracker.
 	maxSequentialStreams = 1 << 16
 )
@@ -33,7 +33,7 @@ type ReaderConfig struct {
 	// (default 256 MiB).
 	CacheBytes int64
 	// ReadAheadBlocks is how many blocks after the last one read a
-	// sequential read makes sure are cached or being fetched (default 2;
+	// read makes sure are cached or being fetched (default 4;
 	// negative disables read-ahead).
 	ReadAheadBlocks int
 	// IndexCacheEntries bounds the number of cached object indexes
@@ -41,11 +41,11 @@ type ReaderConfig struct {
 	IndexCacheEntries int
 	// CoalesceBytes bounds one GET of adjacent blocks of the same stream,
 	// used when reading sequentially and for read-ahead: blocks are added
-	// while the GET is shorter (default 4 MiB, so a GET of 1 MiB blocks
-	// covers 4 of them; a single larger block is still one GET).
+	// while the GET is shorter (default 8 MiB, so a GET of 1 MiB blocks
+	// covers 8 of them; a single larger block is still one GET).
 	CoalesceBytes int64
 	// MaxReadAheads bounds the background read-ahead fetches in flight
-	// (default 8); read-ahead beyond it is skipped.
+	// (default 16); read-ahead beyond it is skipped.
 	MaxReadAheads int
 }
 
@@ -221,9 +221,10 @@ func (r *Reader) Read(ctx context.Context, stream uint64, offset int64, maxBytes
 			stream, offset, loc.Key, ErrCorruptObject)
 	}
 	r.noteEnd(stream, next)
-	if seq {
-		r.readAhead(loc.Key, ix, last+1, stream, loc.EndOffset)
-	}
+	// Consumers read on from here: fetch what follows in the background,
+	// also after the first read of a stream, so catch-up is not a chain of
+	// synchronous GETs.
+	r.readAhead(loc.Key, ix, last+1, stream, loc.EndOffset)
 	return out, nil
 }
 

@@ -444,33 +444,35 @@ func TestReaderReadAhead(t *testing.T) {
 	store := &gateStore{ObjectStore: s3test.NewMemStore()}
 	o := putObject(t, store, "sso/1", 16<<10, 100, 200)
 	// Coalescing off (one block per GET), so only read-ahead fetches ahead.
-	r := newReader(t, store, s3stream.ReaderConfig{CoalesceBytes: 1})
+	r := newReader(t, store, s3stream.ReaderConfig{CoalesceBytes: 1, ReadAheadBlocks: 2})
 	loc := o.loc(7)
 	first, _ := o.index.Find(7, loc.StartOffset)
 	blocks := o.index.Blocks[first:]
+	// Even a first read fetches the next two blocks in the background:
+	// consumers read on.
 	if _, err := r.Read(t.Context(), 7, loc.StartOffset, int(blocks[0].RawSize), loc); err != nil {
 		t.Fatal(err)
 	}
-	if s := r.Stats(); s.ReadAheadIssued != 0 {
-		t.Fatalf("a first read is not sequential, yet read-ahead ran: %+v", s)
-	}
-	// Sequential: block 1 read, blocks 2 and 3 fetched in the background.
-	if _, err := r.Read(t.Context(), 7, blocks[1].StartOffset, int(blocks[1].RawSize), loc); err != nil {
-		t.Fatal(err)
-	}
 	eventually(t, 5*time.Second, func() error {
-		if s := r.Stats(); s.ReadAheadIssued != 2 || s.BlocksCached != 4 {
+		if s := r.Stats(); s.ReadAheadIssued != 2 || s.BlocksCached != 3 {
 			return fmt.Errorf("stats %+v", s)
 		}
 		return nil
 	})
+	// Block 1 is a hit with no GET; reading it fetches block 3 ahead.
 	gets, hits := store.gets.Load(), r.Stats().Hits
-	if _, err := r.Read(t.Context(), 7, blocks[2].StartOffset, int(blocks[2].RawSize), loc); err != nil {
+	if _, err := r.Read(t.Context(), 7, blocks[1].StartOffset, int(blocks[1].RawSize), loc); err != nil {
 		t.Fatal(err)
 	}
 	if store.gets.Load() != gets || r.Stats().Hits != hits+1 {
 		t.Fatalf("read-ahead block: %d new GETs, %d new hits", store.gets.Load()-gets, r.Stats().Hits-hits)
 	}
+	eventually(t, 5*time.Second, func() error {
+		if s := r.Stats(); s.ReadAheadIssued != 3 || s.BlocksCached != 4 {
+			return fmt.Errorf("stats %+v", s)
+		}
+		return nil
+	})
 }
 
 func TestReaderCloseStopsReadAhead(t *testing.T) {
@@ -479,14 +481,20 @@ func TestReaderCloseStopsReadAhead(t *testing.T) {
 	before := runtime.NumGoroutine()
 	r := s3stream.NewReader(store, s3stream.ReaderConfig{CoalesceBytes: 1, ReadAheadBlocks: 4})
 	loc := o.loc(7)
-	got, err := r.Read(t.Context(), 7, loc.StartOffset, 1, loc)
-	if err != nil {
+	first, _ := o.index.Find(7, loc.StartOffset)
+	blocks := o.index.Blocks[first:]
+	if _, err := r.Read(t.Context(), 7, loc.StartOffset, 1, loc); err != nil {
 		t.Fatal(err)
 	}
-	h, _ := protocol.ParseBatchHeader(got)
+	eventually(t, 5*time.Second, func() error { // blocks 1-4 read ahead
+		if s := r.Stats(); s.BlocksCached != 5 {
+			return fmt.Errorf("stats %+v", s)
+		}
+		return nil
+	})
 	store.arm() // read-ahead GETs now hang until cancelled
-	if _, err := r.Read(t.Context(), 7, h.LastOffset()+1, 1, loc); err != nil {
-		t.Fatal(err) // served from the cached block
+	if _, err := r.Read(t.Context(), 7, blocks[4].StartOffset, 1, loc); err != nil {
+		t.Fatal(err) // served from the cached block; blocks 5-8 are read ahead
 	}
 	eventually(t, 5*time.Second, func() error {
 		if store.waiting.Load() != 4 {
