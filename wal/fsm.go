@@ -128,6 +128,7 @@ func (f *fsm) applyRequestLocked(r *request, index uint64, pos uint32, epoch int
 			Base: s.Next, Last: s.Next + int64(h.LastOffsetDelta), MaxTS: h.MaxTimestamp,
 			LogIndex: index, Pos: pos + uint32(i), Epoch: epoch, Size: int32(len(b)), data: data,
 		})
+		s.noteEpoch(epoch, s.Next)
 		idx := len(s.Batches) - 1
 		if s.MaxTSIdx < 0 || h.MaxTimestamp > s.Batches[s.MaxTSIdx].MaxTS {
 			s.MaxTSIdx = idx
@@ -188,7 +189,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	defer f.mu.RUnlock()
 	st := &snapshotState{Version: snapshotVersion}
 	for _, s := range f.mu.streams {
-		c := &stream{ID: s.ID, Start: s.Start, Next: s.Next, MaxTSIdx: s.MaxTSIdx,
+		c := &stream{ID: s.ID, Start: s.Start, Next: s.Next, MaxTSIdx: s.MaxTSIdx, Epochs: slices.Clone(s.Epochs),
 			Batches: make([]batchRef, len(s.Batches)), Producers: make(map[int64]*producerState, len(s.Producers))}
 		for i, b := range s.Batches {
 			b.data = nil

@@ -365,3 +365,46 @@ func TestCloseFailsNewAppends(t *testing.T) {
 	}
 	_ = bytes.MinRead
 }
+
+func TestEpochEndOffset(t *testing.T) {
+	dir := t.TempDir()
+	g := openGroup(t, dir, 1<<30)
+	appendN := func(n int) {
+		for i := 0; i < n; i++ {
+			if _, err := g.Append(t.Context(), 1, [][]byte{prototest.Batch(values("e", 2))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	appendN(3) // offsets 0..5 in the first term
+	e1 := g.LeaderEpoch()
+	closeGroup(t, g)
+	g = openGroup(t, dir, 1<<30) // a restart elects a new term
+	e2 := g.LeaderEpoch()
+	appendN(2) // offsets 6..9
+	if e2 <= e1 {
+		t.Fatalf("epochs %d then %d", e1, e2)
+	}
+	for _, c := range []struct {
+		ask       int32
+		wantEpoch int32
+		wantEnd   int64
+	}{
+		{e2, e2, 10},        // the latest epoch ends at the high watermark
+		{e1, e1, 6},         // an older epoch ends where the next starts
+		{e2 - 1, e1, 6},     // an epoch with no data: the largest known below it
+		{e1 - 1, e1 - 1, 0}, // before every known epoch: the first start
+		{e2 + 1, -1, -1},    // above the latest: unknown
+	} {
+		if e, end := g.EpochEndOffset(1, c.ask); e != c.wantEpoch || end != c.wantEnd {
+			t.Errorf("epoch %d: got (%d, %d), want (%d, %d)", c.ask, e, end, c.wantEpoch, c.wantEnd)
+		}
+	}
+	// Trimming uploaded data keeps the history.
+	if err := g.Trim(t.Context(), g.Pending(1<<30)); err != nil {
+		t.Fatal(err)
+	}
+	if e, end := g.EpochEndOffset(1, e1); e != e1 || end != 6 {
+		t.Fatalf("after trim: (%d, %d)", e, end)
+	}
+}

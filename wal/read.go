@@ -2,6 +2,7 @@ package wal
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/hashicorp/raft"
 
@@ -175,4 +176,31 @@ func (g *Group) MaxTimestampBatch(stream uint64) (batch []byte, ok bool, err err
 	}
 	batch, err = g.batchAt(ref)
 	return batch, err == nil, err
+}
+
+// EpochEndOffset answers Kafka's OffsetForLeaderEpoch for a stream, as
+// Kafka's leader-epoch cache does: for the latest epoch, the high watermark;
+// for an older one, the start of the next higher epoch, with the largest
+// known epoch at or below the requested one (the requested epoch itself when
+// it precedes every known epoch); for an epoch above the latest, -1 and -1.
+func (g *Group) EpochEndOffset(stream uint64, epoch int32) (endEpoch int32, endOffset int64) {
+	g.fsm.mu.RLock()
+	defer g.fsm.mu.RUnlock()
+	s := g.fsm.mu.streams[stream]
+	if s == nil || len(s.Epochs) == 0 || epoch < 0 {
+		return -1, -1
+	}
+	latest := s.Epochs[len(s.Epochs)-1]
+	if epoch == latest.Epoch {
+		return epoch, s.Next
+	}
+	// higher: the first epoch above the requested one.
+	higher := sort.Search(len(s.Epochs), func(i int) bool { return s.Epochs[i].Epoch > epoch })
+	if higher == len(s.Epochs) {
+		return -1, -1
+	}
+	if higher == 0 {
+		return epoch, s.Epochs[0].Start
+	}
+	return s.Epochs[higher-1].Epoch, s.Epochs[higher].Start
 }

@@ -62,6 +62,23 @@ type stream struct {
 	// MaxTSIdx is the index in Batches of the batch with the largest max
 	// timestamp (the first one on ties), -1 when empty.
 	MaxTSIdx int
+	// Epochs is the leader-epoch history: where each epoch's first batch
+	// starts, ascending. It is kept across trims (it is tiny) so that
+	// OffsetForLeaderEpoch can answer for uploaded data too.
+	Epochs []EpochStart
+}
+
+// EpochStart is the first offset written in a leader epoch.
+type EpochStart struct {
+	Epoch int32
+	Start int64
+}
+
+// noteEpoch records that a batch of epoch starts at offset.
+func (s *stream) noteEpoch(epoch int32, offset int64) {
+	if n := len(s.Epochs); n == 0 || s.Epochs[n-1].Epoch < epoch {
+		s.Epochs = append(s.Epochs, EpochStart{Epoch: epoch, Start: offset})
+	}
 }
 
 func newStream(id uint64) *stream {
