@@ -23,7 +23,7 @@ type apiEntry struct {
 var apis [maxAPIKey + 1]*apiEntry
 
 // maxAPIKey is the largest API key in the table.
-const maxAPIKey = 60
+const maxAPIKey = 75
 
 // apiVersionsKey is the API key of ApiVersions.
 const apiVersionsKey = 18
