@@ -35,6 +35,12 @@ func (im *Image) apply(c Command, index uint64) (next *Image, resp any) {
 		return im.applyTrimStream(c, index)
 	case ObjectsDeletedCmd:
 		return im.applyObjectsDeleted(c, index)
+	case CommitOffsetsCmd:
+		return im.applyCommitOffsets(c, index)
+	case DeleteGroupOffsetsCmd:
+		return im.applyDeleteGroupOffsets(c, index)
+	case ExpireGroupOffsetsCmd:
+		return im.applyExpireGroupOffsets(c, index)
 	}
 	return nil, fmt.Errorf("%w: unknown command %T", ErrInvalidCommand, c)
 }
@@ -131,6 +137,7 @@ func (im *Image) applyDeleteTopic(c DeleteTopicCmd, index uint64) (*Image, any) 
 	delete(n.Topics, t.Name)
 	delete(n.TopicsByID, t.ID)
 	n.dropStreams(t, deleteAfter(c.NowMs, c.GraceMs))
+	n.dropTopicOffsets(t.Name)
 	return n, t
 }
 

@@ -23,6 +23,9 @@ const (
 	CmdCompactObjects      CommandType = 9
 	CmdTrimStream          CommandType = 10
 	CmdObjectsDeleted      CommandType = 11
+	CmdCommitOffsets       CommandType = 12
+	CmdDeleteGroupOffsets  CommandType = 13
+	CmdExpireGroupOffsets  CommandType = 14
 )
 
 // String names the command type.
@@ -50,6 +53,12 @@ func (t CommandType) String() string {
 		return "TrimStream"
 	case CmdObjectsDeleted:
 		return "ObjectsDeleted"
+	case CmdCommitOffsets:
+		return "CommitOffsets"
+	case CmdDeleteGroupOffsets:
+		return "DeleteGroupOffsets"
+	case CmdExpireGroupOffsets:
+		return "ExpireGroupOffsets"
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
@@ -253,6 +262,12 @@ func DecodeCommand(b []byte) (Command, error) {
 		c, err = decodeInto[TrimStreamCmd](body)
 	case CmdObjectsDeleted:
 		c, err = decodeInto[ObjectsDeletedCmd](body)
+	case CmdCommitOffsets:
+		c, err = decodeInto[CommitOffsetsCmd](body)
+	case CmdDeleteGroupOffsets:
+		c, err = decodeInto[DeleteGroupOffsetsCmd](body)
+	case CmdExpireGroupOffsets:
+		c, err = decodeInto[ExpireGroupOffsetsCmd](body)
 	default:
 		return nil, fmt.Errorf("%w: unknown type %d", ErrInvalidCommand, b[0])
 	}

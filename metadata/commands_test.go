@@ -32,6 +32,13 @@ func sampleCommands() []Command {
 			Ranges: []ObjectRange{{Stream: 1, StartOffset: 0, EndOffset: 10, Position: 0, Size: 50}}}}, NowMs: 2000, GraceMs: 60_000},
 		TrimStreamCmd{Stream: 1, NewStart: 5, NowMs: 3000, GraceMs: 1},
 		ObjectsDeletedCmd{Keys: []string{"o/old", "o/unknown"}},
+		CommitOffsetsCmd{Group: "g2", Offsets: []OffsetCommit{
+			{TopicPartition{"orders", 0}, CommittedOffset{Offset: 7, LeaderEpoch: 2, Metadata: "m", CommitMs: 1000, ExpireMs: 9000}},
+			{TopicPartition{"orders", 1}, CommittedOffset{Offset: 0, LeaderEpoch: -1, CommitMs: 1000}},
+		}},
+		DeleteGroupOffsetsCmd{Group: "g", Partitions: []TopicPartition{{"orders", 1}, {"other", 0}}},
+		DeleteGroupOffsetsCmd{Group: "g", All: true},
+		ExpireGroupOffsetsCmd{Group: "g", NowMs: 5000, RetentionMs: 1000},
 	}
 }
 
@@ -166,6 +173,10 @@ func fuzzBaseImage(t *testing.T) *Image {
 			Ranges: []ObjectRange{{Stream: 1, StartOffset: 0, EndOffset: 10, Size: 10}}}},
 		CommitObjectCmd{Object: Object{Key: "o/old", Size: 10, Kind: KindStreamSet, // no such stream: pending at once
 			Ranges: []ObjectRange{{Stream: 99, StartOffset: 0, EndOffset: 10, Size: 10}}}},
+		CommitOffsetsCmd{Group: "g", Offsets: []OffsetCommit{
+			{TopicPartition{"orders", 0}, CommittedOffset{Offset: 3, CommitMs: 1000}},
+			{TopicPartition{"orders", 1}, CommittedOffset{Offset: 4, CommitMs: 1000}},
+		}},
 	} {
 		next, resp := im.apply(c, uint64(i+1))
 		if err, ok := resp.(error); ok {
@@ -176,8 +187,8 @@ func fuzzBaseImage(t *testing.T) *Image {
 	return im
 }
 
-// TestSampleObjectCommandsApply keeps the fuzz seeds of the object commands
-// meaningful: each one changes the fuzz base image.
+// TestSampleObjectCommandsApply keeps the fuzz seeds of the object and
+// offset commands meaningful: each one changes the fuzz base image.
 func TestSampleObjectCommandsApply(t *testing.T) {
 	for _, c := range sampleCommands() {
 		if c.Type() < CmdCommitObject {

@@ -12,6 +12,11 @@
 // stream's start ([Store.TrimStream]), and the garbage collector reports
 // deleted objects ([Store.ObjectsDeleted]).
 //
+// And it keeps the committed offsets of consumer groups ([Image.GroupOffsets],
+// [Image.GroupNames]): [Store.CommitOffsets] stores a group's offsets in one
+// entry, all or nothing; [Store.DeleteGroupOffsets] and
+// [Store.ExpireGroupOffsets] remove them.
+//
 // # Model
 //
 // Every change is a typed command ([Command]: one struct per change, tagged by
@@ -45,6 +50,9 @@
 //     deletion) it moves to PendingDeletes with a due time of the command's
 //     clock plus a grace period for in-flight readers. Clocks travel in the
 //     commands, so Apply stays deterministic.
+//   - A commit of offsets is one entry: every partition must exist when it
+//     applies, else nothing of it is stored. Deleting a topic drops its
+//     offsets from every group. A commit copies only its group's offsets.
 //   - Policy checks (topic name rules, config values) run in the proposer;
 //     the FSM checks only what keeps the image consistent, so that a stricter
 //     validator in a later version cannot change how old log entries replay.
@@ -53,11 +61,12 @@
 //
 // A log entry is one type byte followed by the command's JSON object; unknown
 // fields are rejected ([DecodeCommand]). A snapshot is one JSON object with a
-// "version" field (currently 2; version 1 still restores), the cluster id,
+// "version" field (currently 3; versions 1 and 2 still restore), the cluster id,
 // the brokers sorted by id, the topics sorted by name, the stream and producer
 // id counters, the log index of the image and (since version 2) the object
 // index: the start and end offsets of streams where they are not 0, the live
-// objects sorted by key and the pending deletes. The streams' range refs are
+// objects sorted by key and the pending deletes, and (since version 3) the
+// committed offsets by group, topic and partition. The streams' range refs are
 // rebuilt from the objects on restore, and the result is checked.
 //
 // # Usage

@@ -99,8 +99,9 @@ func (f *fsm) applyLog(im *Image, l *raft.Log) (*Image, any) {
 }
 
 // snapshotVersion is the version of the snapshot format written by Persist.
-// Version 2 added the object index; version 1 snapshots still restore.
-const snapshotVersion = 2
+// Version 2 added the object index, version 3 the committed group offsets;
+// older snapshots still restore.
+const snapshotVersion = 3
 
 // snapshotData is the serialised image.
 type snapshotData struct {
@@ -116,6 +117,8 @@ type snapshotData struct {
 	Streams        []streamOffsets `json:"streams,omitempty"`
 	Objects        []*Object       `json:"objects,omitempty"`
 	PendingDeletes []PendingDelete `json:"pending_deletes,omitempty"`
+	// Since version 3.
+	Offsets []groupOffsetsSnapshot `json:"offsets,omitempty"`
 }
 
 // streamOffsets is a stream's history in a snapshot, for streams with a
@@ -178,6 +181,7 @@ func encodeSnapshot(w io.Writer, im *Image) error {
 		d.Objects = append(d.Objects, im.Objects[k])
 	}
 	d.PendingDeletes = im.PendingDeletes
+	d.Offsets = im.snapshotOffsets()
 	if err := json.NewEncoder(w).Encode(&d); err != nil {
 		return fmt.Errorf("metadata: write snapshot: %w", err)
 	}
@@ -210,6 +214,9 @@ func decodeSnapshot(r io.Reader) (*Image, error) {
 		}
 	}
 	if err := im.restoreObjects(d.Streams, d.Objects, d.PendingDeletes); err != nil {
+		return nil, err
+	}
+	if err := im.restoreOffsets(d.Offsets); err != nil {
 		return nil, err
 	}
 	return im, nil

@@ -26,6 +26,10 @@ type Image struct {
 	// their grace period to pass; sorted by (DeleteAfterMs, Key).
 	PendingDeletes []PendingDelete
 
+	// Offsets holds the committed offsets of every consumer group that has
+	// any, by group id; see GroupOffsets.
+	Offsets map[string]map[TopicPartition]CommittedOffset
+
 	// NextStreamID is the stream id the next partition gets. Stream ids start
 	// at 1 and are never reused, also after a topic is deleted.
 	NextStreamID uint64
@@ -120,6 +124,7 @@ func emptyImage() *Image {
 		TopicsByID:   map[TopicID]*Topic{},
 		Objects:      map[string]*Object{},
 		Streams:      map[uint64]*StreamObjects{},
+		Offsets:      map[string]map[TopicPartition]CommittedOffset{},
 		NextStreamID: 1,
 	}
 }
