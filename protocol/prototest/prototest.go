@@ -76,11 +76,11 @@ func Batch(records []protocol.Record, opts ...Option) []byte {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	var data []byte
 	maxTS := o.firstTimestamp
+	recs := make([]protocol.Record, len(records))
 	for i, r := range records {
 		r.OffsetDelta = int32(i)
-		data = AppendRecord(data, r)
+		recs[i] = r
 		if ts := o.firstTimestamp + r.TimestampDelta; i == 0 || ts > maxTS {
 			maxTS = ts
 		}
@@ -88,27 +88,22 @@ func Batch(records []protocol.Record, opts ...Option) []byte {
 	if o.maxTimestamp != nil {
 		maxTS = *o.maxTimestamp
 	}
-	data, err := protocol.Compress(o.codec, data)
+	// The production encoder builds the batch: one encoder for tests and
+	// the broker (kmsg decodes its output in protocol's tests).
+	b, err := protocol.AppendBatch(nil, protocol.BatchHeader{
+		BaseOffset:           o.baseOffset,
+		PartitionLeaderEpoch: o.leaderEpoch,
+		Attributes:           o.attributes | int16(o.codec),
+		LastOffsetDelta:      int32(len(records)) - 1,
+		FirstTimestamp:       o.firstTimestamp,
+		MaxTimestamp:         maxTS,
+		ProducerID:           o.producerID,
+		ProducerEpoch:        o.producerEpoch,
+		BaseSequence:         o.baseSequence,
+	}, recs)
 	if err != nil {
-		panic(fmt.Sprintf("prototest: compress: %v", err))
+		panic(fmt.Sprintf("prototest: encode batch: %v", err))
 	}
-	be := binary.BigEndian
-	b := make([]byte, 0, protocol.BatchHeaderSize+len(data))
-	b = be.AppendUint64(b, uint64(o.baseOffset))
-	b = be.AppendUint32(b, uint32(protocol.BatchHeaderSize-12+len(data)))
-	b = be.AppendUint32(b, uint32(o.leaderEpoch))
-	b = append(b, 2)          // magic
-	b = append(b, 0, 0, 0, 0) // crc, set below
-	b = be.AppendUint16(b, uint16(o.attributes|int16(o.codec)))
-	b = be.AppendUint32(b, uint32(int32(len(records))-1))
-	b = be.AppendUint64(b, uint64(o.firstTimestamp))
-	b = be.AppendUint64(b, uint64(maxTS))
-	b = be.AppendUint64(b, uint64(o.producerID))
-	b = be.AppendUint16(b, uint16(o.producerEpoch))
-	b = be.AppendUint32(b, uint32(o.baseSequence))
-	b = be.AppendUint32(b, uint32(len(records)))
-	b = append(b, data...)
-	FixCRC(b)
 	return b
 }
 
@@ -120,31 +115,9 @@ func FixCRC(b []byte) {
 }
 
 // AppendRecord appends one encoded record (length-prefixed, as inside an
-// uncompressed batch) to dst, using r's OffsetDelta as is.
-func AppendRecord(dst []byte, r protocol.Record) []byte {
-	var body []byte
-	body = append(body, byte(r.Attributes))
-	body = binary.AppendVarint(body, r.TimestampDelta)
-	body = binary.AppendVarint(body, int64(r.OffsetDelta))
-	body = appendNullable(body, r.Key)
-	body = appendNullable(body, r.Value)
-	body = binary.AppendVarint(body, int64(len(r.Headers)))
-	for _, h := range r.Headers {
-		body = binary.AppendVarint(body, int64(len(h.Key)))
-		body = append(body, h.Key...)
-		body = appendNullable(body, h.Value)
-	}
-	dst = binary.AppendVarint(dst, int64(len(body)))
-	return append(dst, body...)
-}
-
-func appendNullable(dst, v []byte) []byte {
-	if v == nil {
-		return binary.AppendVarint(dst, -1)
-	}
-	dst = binary.AppendVarint(dst, int64(len(v)))
-	return append(dst, v...)
-}
+// uncompressed batch) to dst, using r's OffsetDelta as is. It is
+// protocol.AppendRecord.
+func AppendRecord(dst []byte, r protocol.Record) []byte { return protocol.AppendRecord(dst, r) }
 
 // Values returns one record per value, with nil keys, no headers and
 // timestamp deltas 0, 1, 2, ...
