@@ -191,13 +191,14 @@ func (c *Compactor) CompactOnce(ctx context.Context) (int, error) {
 type jobKind int
 
 const (
-	jobSplit   jobKind = iota // move big streams out of SSOs
-	jobMerge                  // merge small SSOs of one prefix
-	jobSOMerge                // merge adjacent small SOs of one stream
+	jobSplit      jobKind = iota // move big streams out of SSOs
+	jobMerge                     // merge small SSOs of one prefix
+	jobSOMerge                   // merge adjacent small SOs of one stream
+	jobKeyCompact                // latest record per key of a compacted stream (keycompact.go)
 )
 
 func (k jobKind) String() string {
-	return [...]string{"split", "merge", "so-merge"}[k]
+	return [...]string{"split", "merge", "so-merge", "key-compact"}[k]
 }
 
 // job is one planned compaction.
@@ -274,10 +275,14 @@ func (c *Compactor) plan(im *metadata.Image, skip map[string]bool) *job {
 			split[id] = true
 		}
 	}
+	addCompactedSplits(v, split) // compacted topics: data leaves SSOs at once (keycompact.go)
 	if j := c.planSplit(v, split, skip); j != nil {
 		return j
 	}
 	if j := c.planMerge(v, split, skip); j != nil {
+		return j
+	}
+	if j := c.planKeyCompact(v, skip); j != nil { // compacted topics (keycompact.go)
 		return j
 	}
 	return c.planSOMerge(v, skip)
@@ -355,7 +360,11 @@ func (c *Compactor) planSOMerge(v *indexView, skip map[string]bool) *job {
 		}
 		return o
 	}
+	compacted := compactedStreams(v.im) // key compaction rewrites these (keycompact.go)
 	for _, id := range slices.Sorted(maps.Keys(v.im.Streams)) {
+		if compacted[id] != nil {
+			continue
+		}
 		var run []*metadata.Object
 		total := int64(0)
 		for _, r := range v.im.Streams[id].Ranges {
@@ -384,9 +393,12 @@ func (c *Compactor) planSOMerge(v *indexView, skip map[string]bool) *job {
 func (c *Compactor) execute(ctx context.Context, j *job) error {
 	var outs []metadata.Object
 	var err error
-	if j.kind == jobSOMerge {
+	switch j.kind {
+	case jobSOMerge:
 		outs, err = c.mergeStreamObjects(ctx, j)
-	} else {
+	case jobKeyCompact:
+		outs, err = c.compactKeys(ctx, j) // keycompact.go
+	default:
 		outs, err = c.rewriteStreamSets(ctx, j)
 	}
 	if err != nil {

@@ -512,7 +512,9 @@ func checkAppendBatch(b []byte) (protocol.BatchHeader, error) {
 	if crc := crc32c(b[21:]); crc != h.CRC {
 		return h, fmt.Errorf("batch crc %08x, computed %08x: %w", h.CRC, crc, ErrInvalidBatch)
 	}
-	if int64(h.NumRecords) != int64(h.LastOffsetDelta)+1 {
+	// Key compaction (keycompact.go) leaves batches with fewer records than
+	// offsets, even none, as Kafka's cleaner does; never more.
+	if h.NumRecords < 0 || int64(h.NumRecords) > int64(h.LastOffsetDelta)+1 {
 		return h, fmt.Errorf("%d records with last offset delta %d: %w", h.NumRecords, h.LastOffsetDelta, ErrInvalidBatch)
 	}
 	return h, nil
