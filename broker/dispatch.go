@@ -37,8 +37,17 @@ func init() {
 		{key: 18, min: 0, max: 5, fn: (*Broker).handleApiVersions},
 		{key: 19, min: 2, max: 7, fn: (*Broker).handleCreateTopics},
 		{key: 20, min: 1, max: 6, fn: (*Broker).handleDeleteTopics},
+		{key: 21, min: 0, max: 2, fn: (*Broker).handleDeleteRecords},
 		{key: 22, min: 0, max: 5, fn: (*Broker).handleInitProducerID},
+		{key: 23, min: 0, max: 4, fn: (*Broker).handleOffsetForLeaderEpoch},
+		{key: 32, min: 0, max: 4, fn: (*Broker).handleDescribeConfigs},
+		{key: 33, min: 0, max: 2, fn: (*Broker).handleAlterConfigs},
+		{key: 35, min: 0, max: 5, fn: (*Broker).handleDescribeLogDirs},
+		{key: 37, min: 0, max: 3, fn: (*Broker).handleCreatePartitions},
+		{key: 43, min: 0, max: 2, fn: (*Broker).handleElectLeaders},
+		{key: 44, min: 0, max: 1, fn: (*Broker).handleIncrementalAlterConfigs},
 		{key: 60, min: 0, max: 2, fn: (*Broker).handleDescribeCluster},
+		{key: 61, min: 0, max: 0, fn: (*Broker).handleDescribeProducers},
 	} {
 		if req := kmsg.RequestForKey(e.key); req == nil || req.MaxVersion() < e.max {
 			panic("broker: dispatch table serves a version kmsg cannot decode (broken invariant)")

@@ -43,6 +43,13 @@ var errorCodes = []struct {
 	{errTimeout, kerr.RequestTimedOut},
 	{errStorage, kerr.KafkaStorageError},
 
+	// admin APIs (21_delete_records.go, 37_create_partitions.go, 43_elect_leaders.go)
+	{errPolicyViolation, kerr.PolicyViolation},
+	{errInvalidReplicaAssignment, kerr.InvalidReplicaAssignment},
+	{errElectionNotNeeded, kerr.ElectionNotNeeded},
+	{errPreferredLeaderNotAvailable, kerr.PreferredLeaderNotAvailable},
+	{errEligibleLeadersNotAvailable, kerr.EligibleLeadersNotAvailable},
+
 	// protocol: record batch validation
 	{protocol.ErrUnsupportedMagic, kerr.UnsupportedForMessageFormat},
 	{protocol.ErrCorruptBatch, kerr.CorruptMessage},

@@ -24,4 +24,11 @@ var (
 	errRebootstrap             = errors.New("broker: request addressed to another cluster or node")
 	errTimeout                 = errors.New("broker: request timed out")
 	errStorage                 = errors.New("broker: object storage read failed")
+
+	// admin APIs (21_delete_records.go, 37_create_partitions.go, 43_elect_leaders.go)
+	errPolicyViolation             = errors.New("broker: request violates the topic's policy")
+	errInvalidReplicaAssignment    = errors.New("broker: invalid replica assignment")
+	errElectionNotNeeded           = errors.New("broker: the preferred leader already leads")
+	errPreferredLeaderNotAvailable = errors.New("broker: the partition has no leader to elect")
+	errEligibleLeadersNotAvailable = errors.New("broker: no eligible leader: an election is under way")
 )
