@@ -40,6 +40,9 @@ import (
 // * TimeoutMillis bounds the wait for the commit (REQUEST_TIMED_OUT; the
 //   write may still commit, and a retry is then detected as a duplicate);
 //   0 or less leaves the WAL's own commit timeout in charge
+// * compressed batches are decompressed and their records checked; records
+//   without a key in a compacted topic INVALID_RECORD; a compression.type
+//   other than producer recompresses (recompress.go)
 // * LogAppendTime is always -1: message.timestamp.type=LogAppendTime is not
 //   applied yet
 //
@@ -98,6 +101,9 @@ func (b *Broker) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 			}
 			if err == nil {
 				batch, err = validateProduceBatch(req.Version, topic, rp.Records)
+			}
+			if err == nil { // record checks, keys of compacted topics, compression.type (recompress.go)
+				batch, err = prepareProduceBatch(topic, batch)
 			}
 			if err != nil {
 				b.setProduceErr(req.Version, sp, err)

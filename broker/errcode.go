@@ -50,6 +50,9 @@ var errorCodes = []struct {
 	{errPreferredLeaderNotAvailable, kerr.PreferredLeaderNotAvailable},
 	{errEligibleLeadersNotAvailable, kerr.EligibleLeadersNotAvailable},
 
+	// compression and compacted topics (recompress.go)
+	{errCompactedNoKey, kerr.InvalidRecord},
+
 	// protocol: record batch validation
 	{protocol.ErrUnsupportedMagic, kerr.UnsupportedForMessageFormat},
 	{protocol.ErrCorruptBatch, kerr.CorruptMessage},

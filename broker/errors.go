@@ -31,4 +31,7 @@ var (
 	errElectionNotNeeded           = errors.New("broker: the preferred leader already leads")
 	errPreferredLeaderNotAvailable = errors.New("broker: the partition has no leader to elect")
 	errEligibleLeadersNotAvailable = errors.New("broker: no eligible leader: an election is under way")
+
+	// compression and compacted topics (recompress.go)
+	errCompactedNoKey = errors.New("broker: compacted topic cannot accept message without key")
 )
