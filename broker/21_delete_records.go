@@ -19,8 +19,12 @@ import (
 //   the metadata Raft group (metadata.Store.TrimStream, as retention does):
 //   ListOffsets earliest and the LogStartOffset of fetches answer it from
 //   then on; object ranges wholly below it are released (deleted after
-//   the object grace period); WAL data below it is dropped by the next
-//   upload
+//   the object grace period). Then the WAL group trims the partition's
+//   batches below it (wal.Group.Trim, replicated), so that fetches below
+//   the new start get OFFSET_OUT_OF_RANGE and the WAL space is freed; a
+//   batch straddling the new start stays whole (clients skip its lower
+//   records). Metadata goes first: a failure between the two steps leaves
+//   data readable that a retry of the request removes
 // * -1 means the high watermark (delete everything); an offset above the
 //   high watermark or another negative one: OFFSET_OUT_OF_RANGE; an offset
 //   at or below the current log start changes nothing
@@ -86,6 +90,14 @@ func (b *Broker) deleteRecords(ctx context.Context, topic *metadata.Topic, rp km
 			return -1, err
 		}
 		b.logger.Info("records deleted", "topic", topic.Name, "partition", rp.Partition, "log_start", target)
+	}
+	// Metadata accepts the next upload anywhere up to the new start, so
+	// the WAL may drop what lies below it, uploaded or not.
+	if walStart, _ := part.group.Offsets(part.stream()); target > walStart {
+		trim := []wal.PendingRange{{Stream: part.stream(), StartOffset: walStart, EndOffset: target}}
+		if err := part.group.Trim(ctx, trim); err != nil {
+			return -1, err
+		}
 	}
 	return b.logStart(b.meta.Image(), part), nil
 }

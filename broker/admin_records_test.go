@@ -185,6 +185,10 @@ func TestDeleteRecords(t *testing.T) {
 	if first, n := firstConsumed(t, b, name, 0, 10); first != 4 || n != 6 {
 		t.Fatalf("a consumer from the start begins at %d with %d records, want 4 and 6", first, n)
 	}
+	// The WAL dropped what lies below: a fetch there is out of range.
+	c := dialRaw(t, b)
+	resp := c.do(fetchRequest(name, 0, 2, 0, 0)).(*kmsg.FetchResponse)
+	wantCode(t, "fetch below the log start", resp.Topics[0].Partitions[0].ErrorCode, kerr.OffsetOutOfRange)
 	if dr := deleteRecordsAt(t, adm, name, 0, 2); dr.Err != nil || dr.LowWatermark != 4 {
 		t.Fatalf("delete below 2 (already gone): %v, low watermark %d", dr.Err, dr.LowWatermark)
 	}
@@ -209,7 +213,6 @@ func TestDeleteRecords(t *testing.T) {
 
 	// Raw v0-2: -1 means the high watermark; kadm cannot name an unknown
 	// partition.
-	c := dialRaw(t, b)
 	for v := int16(0); v <= 2; v++ {
 		req := kmsg.NewPtrDeleteRecordsRequest()
 		req.Version, req.TimeoutMillis = v, 5000
@@ -295,6 +298,21 @@ func TestAdminAcrossUpload(t *testing.T) {
 	ends, err = adm.OffsetForLeaderEpoch(ctx, req)
 	if e := ends["up"][0]; err != nil || e.Err != nil || e.LeaderEpoch != epoch2 || e.EndOffset != 25 {
 		t.Fatalf("epoch %d: %v %+v, want the high watermark 25", epoch2, err, e)
+	}
+
+	// Delete into data not yet uploaded: the next upload starts above the
+	// committed end, and reads stay consistent.
+	if dr := deleteRecordsAt(t, adm, "up", 0, 22); dr.Err != nil || dr.LowWatermark != 22 {
+		t.Fatalf("delete below 22: %v, %d", dr.Err, dr.LowWatermark)
+	}
+	eventually(t, 20*time.Second, func() error {
+		if v := b.StorageView(); v.WALPending[0] != 0 {
+			return fmt.Errorf("wal pending %d bytes", v.WALPending[0])
+		}
+		return nil
+	})
+	if first, n := firstConsumed(t, b, "up", 0, 25); first != 22 || n != 3 {
+		t.Fatalf("after the upload: first %d, %d records", first, n)
 	}
 }
 
