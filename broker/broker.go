@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shoal-io/shoal/broker/group"
 	"github.com/shoal-io/shoal/internal/raftgroup"
 	"github.com/shoal-io/shoal/metadata"
 	"github.com/shoal-io/shoal/s3stream"
@@ -40,6 +41,7 @@ type Broker struct {
 	reader  *s3stream.Reader
 	metrics *metricsServer
 	pids    *producerIDs
+	groups  *group.Coordinator // the group coordinator (groups.go)
 
 	advHost string
 	advPort int32
@@ -129,6 +131,9 @@ func (b *Broker) open(ctx context.Context) error {
 	}
 	b.wals = []*wal.Group{g}
 	b.pids = newProducerIDs(b.meta)
+	if err := b.startGroups(); err != nil {
+		return err
+	}
 	err = b.meta.RegisterBroker(ctx, metadata.Broker{
 		ID: cfg.NodeID, Host: b.advHost, Port: b.advPort, ClusterAddr: b.mux.Addr().String(),
 	})
@@ -322,6 +327,7 @@ func (b *Broker) closeParts() error {
 	if b.reader != nil {
 		errs = append(errs, b.reader.Close())
 	}
+	errs = append(errs, b.closeGroups())
 	for _, g := range b.wals {
 		errs = append(errs, g.Close())
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/shoal-io/shoal/broker/group"
 	"github.com/shoal-io/shoal/internal/raftgroup"
 	"github.com/shoal-io/shoal/protocol"
 	"github.com/shoal-io/shoal/s3stream"
@@ -79,6 +80,10 @@ type Config struct {
 	// OrphanSweepInterval is how often the metadata leader LISTs the bucket
 	// for objects no metadata refers to (a crash between PUT and commit).
 	OrphanSweepInterval time.Duration
+
+	// Groups configures the group coordinator; zero fields take Kafka's
+	// defaults (group.DefaultConfig).
+	Groups group.Config
 
 	// Logger receives the broker's logs; nil means slog.Default().
 	Logger *slog.Logger

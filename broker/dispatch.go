@@ -34,6 +34,13 @@ func init() {
 		{key: 1, min: 4, max: 18, fn: (*Broker).handleFetch},
 		{key: 2, min: 1, max: 11, fn: (*Broker).handleListOffsets},
 		{key: 3, min: 0, max: 13, fn: (*Broker).handleMetadata},
+		{key: 10, min: 0, max: 5, fn: (*Broker).handleFindCoordinator},
+		{key: 11, min: 0, max: 9, fn: (*Broker).handleJoinGroup},
+		{key: 12, min: 0, max: 4, fn: (*Broker).handleHeartbeat},
+		{key: 13, min: 0, max: 5, fn: (*Broker).handleLeaveGroup},
+		{key: 14, min: 0, max: 5, fn: (*Broker).handleSyncGroup},
+		{key: 15, min: 0, max: 6, fn: (*Broker).handleDescribeGroups},
+		{key: 16, min: 0, max: 5, fn: (*Broker).handleListGroups},
 		{key: 18, min: 0, max: 5, fn: (*Broker).handleApiVersions},
 		{key: 19, min: 2, max: 7, fn: (*Broker).handleCreateTopics},
 		{key: 20, min: 1, max: 6, fn: (*Broker).handleDeleteTopics},
@@ -44,10 +51,13 @@ func init() {
 		{key: 33, min: 0, max: 2, fn: (*Broker).handleAlterConfigs},
 		{key: 35, min: 0, max: 5, fn: (*Broker).handleDescribeLogDirs},
 		{key: 37, min: 0, max: 3, fn: (*Broker).handleCreatePartitions},
+		{key: 42, min: 0, max: 3, fn: (*Broker).handleDeleteGroups},
 		{key: 43, min: 0, max: 2, fn: (*Broker).handleElectLeaders},
 		{key: 44, min: 0, max: 1, fn: (*Broker).handleIncrementalAlterConfigs},
 		{key: 60, min: 0, max: 2, fn: (*Broker).handleDescribeCluster},
 		{key: 61, min: 0, max: 0, fn: (*Broker).handleDescribeProducers},
+		{key: 68, min: 0, max: 1, fn: (*Broker).handleConsumerGroupHeartbeat},
+		{key: 69, min: 0, max: 1, fn: (*Broker).handleConsumerGroupDescribe},
 	} {
 		if req := kmsg.RequestForKey(e.key); req == nil || req.MaxVersion() < e.max {
 			panic("broker: dispatch table serves a version kmsg cannot decode (broken invariant)")

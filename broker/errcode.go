@@ -6,6 +6,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/shoal-io/shoal/broker/group"
 	"github.com/shoal-io/shoal/metadata"
 	"github.com/shoal-io/shoal/protocol"
 	"github.com/shoal-io/shoal/s3stream"
@@ -52,6 +53,25 @@ var errorCodes = []struct {
 
 	// compression and compacted topics (recompress.go)
 	{errCompactedNoKey, kerr.InvalidRecord},
+
+	// group coordinator (broker/group; 10-16, 42, 68, 69 and groups.go)
+	{group.ErrInvalidGroupID, kerr.InvalidGroupID},
+	{group.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
+	{group.ErrUnknownMember, kerr.UnknownMemberID},
+	{group.ErrMemberIDRequired, kerr.MemberIDRequired},
+	{group.ErrIllegalGeneration, kerr.IllegalGeneration},
+	{group.ErrRebalanceInProgress, kerr.RebalanceInProgress},
+	{group.ErrFencedInstanceID, kerr.FencedInstanceID},
+	{group.ErrInvalidSessionTimeout, kerr.InvalidSessionTimeout},
+	{group.ErrInconsistentProtocol, kerr.InconsistentGroupProtocol},
+	{group.ErrGroupNotEmpty, kerr.NonEmptyGroup},
+	{group.ErrGroupIDNotFound, kerr.GroupIDNotFound},
+	{group.ErrStaleMemberEpoch, kerr.StaleMemberEpoch},
+	{group.ErrFencedMemberEpoch, kerr.FencedMemberEpoch},
+	{group.ErrUnreleasedInstanceID, kerr.UnreleasedInstanceID},
+	{group.ErrUnsupportedAssignor, kerr.UnsupportedAssignor},
+	{group.ErrInvalidRegex, kerr.InvalidRegularExpression},
+	{group.ErrInvalidRequest, kerr.InvalidRequest},
 
 	// protocol: record batch validation
 	{protocol.ErrUnsupportedMagic, kerr.UnsupportedForMessageFormat},

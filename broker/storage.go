@@ -148,15 +148,19 @@ func (b *Broker) objectTimestampBatch(ctx context.Context, im *metadata.Image, s
 		if err != nil {
 			return false, fmt.Errorf("%w: read %s: %v", errStorage, rr.Key, err)
 		}
-		batches, hdrs, err := protocol.SplitBatches(data)
-		if err != nil {
-			return false, fmt.Errorf("%w: %s: %v", errStorage, rr.Key, err)
-		}
-		for i, h := range hdrs {
+		// Walk by framing only: stored batches were validated on produce, and
+		// key-compacted ones hold fewer records than their offset span.
+		for pos := 0; pos+protocol.BatchHeaderSize <= len(data); {
+			h, err := protocol.ParseBatchHeader(data[pos:])
+			size := int(h.BatchLength) + 12
+			if err != nil || size < protocol.BatchHeaderSize || pos+size > len(data) {
+				return false, fmt.Errorf("%w: %s: bad batch framing at %d: %v", errStorage, rr.Key, pos, err)
+			}
 			if h.MaxTimestamp >= ts {
-				batch, ok = batches[i], true
+				batch, ok = data[pos:pos+size], true
 				return false, nil
 			}
+			pos += size
 		}
 		return true, nil
 	})

@@ -314,14 +314,15 @@ func (c *Coordinator) ConsumerHeartbeat(req ConsumerHeartbeatRequest) (ConsumerH
 		return ConsumerHeartbeatResult{}, ErrCoordinatorNotAvailable
 	}
 	e := c.mu.groups[req.Group]
-	leaving := req.MemberEpoch < 0
+	joining := req.MemberEpoch == 0
 	switch {
-	case e == nil && leaving:
-		return ConsumerHeartbeatResult{}, ErrUnknownMember
+	case e == nil && !joining:
+		// Only a join creates a group, as Kafka.
+		return ConsumerHeartbeatResult{}, fmt.Errorf("%w: %s", ErrGroupIDNotFound, req.Group)
 	case e == nil:
 		e = &entry{consumer: newConsumerGroup(req.Group, &c.cfg)}
 		c.mu.groups[req.Group] = e
-	case e.classic != nil && (leaving || !e.classic.empty()):
+	case e.classic != nil && (!joining || !e.classic.empty()):
 		return ConsumerHeartbeatResult{}, fmt.Errorf("%w: %s is a classic group", ErrGroupIDNotFound, req.Group)
 	case e.classic != nil:
 		e.classic, e.consumer = nil, newConsumerGroup(req.Group, &c.cfg)

@@ -1,0 +1,76 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/shoal-io/shoal/broker/group"
+)
+
+// FindCoordinator: v0-5
+//
+// Behavior:
+// * this broker coordinates every group: the answer is its own advertised
+//   address (a single node; issue [D] routes each group to the broker that
+//   coordinates it)
+// * key type 0 (group): an empty group id is INVALID_GROUP_ID
+// * key type 1 (transaction): TRANSACTIONAL_ID_AUTHORIZATION_FAILED, the
+//   answer Produce and InitProducerID give transactional ids (Shoal has no
+//   transactions); clients fail at once instead of retrying a coordinator
+//   that never comes
+// * any other key type: INVALID_REQUEST
+//
+// Version notes:
+// * v1: CoordinatorType, ErrorMessage
+// * v3: flexible
+// * v4: batched CoordinatorKeys, one result each (KIP-699)
+// * v5: no change for groups (transaction key errors, KIP-890)
+
+// Coordinator key types.
+const (
+	coordinatorGroup       int8 = 0
+	coordinatorTransaction int8 = 1
+)
+
+func (b *Broker) handleFindCoordinator(_ context.Context, r *request) (kmsg.Response, error) {
+	req := r.req.(*kmsg.FindCoordinatorRequest)
+	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	keys := req.CoordinatorKeys
+	if req.Version < 4 {
+		keys = []string{req.CoordinatorKey}
+	}
+	for _, key := range keys {
+		c := kmsg.NewFindCoordinatorResponseCoordinator()
+		c.Key, c.NodeID, c.Host, c.Port = key, -1, "", -1
+		if err := b.coordinatorFor(req.CoordinatorType, key); err != nil {
+			c.ErrorCode, c.ErrorMessage = errCode(err), errMessage(err)
+		} else {
+			c.NodeID, c.Host, c.Port = b.cfg.NodeID, b.advHost, b.advPort
+		}
+		resp.Coordinators = append(resp.Coordinators, c)
+	}
+	if req.Version < 4 {
+		c := resp.Coordinators[0]
+		resp.Coordinators = nil
+		resp.ErrorCode, resp.ErrorMessage = c.ErrorCode, c.ErrorMessage
+		resp.NodeID, resp.Host, resp.Port = c.NodeID, c.Host, c.Port
+	}
+	return resp, nil
+}
+
+// coordinatorFor checks that this broker coordinates key of type typ.
+func (b *Broker) coordinatorFor(typ int8, key string) error {
+	switch typ {
+	case coordinatorGroup:
+		if key == "" {
+			return group.ErrInvalidGroupID
+		}
+		return nil
+	case coordinatorTransaction:
+		return errTransactions
+	default:
+		return fmt.Errorf("%w: coordinator key type %d", errInvalidRequest, typ)
+	}
+}
