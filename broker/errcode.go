@@ -73,6 +73,12 @@ var errorCodes = []struct {
 	{group.ErrInvalidRegex, kerr.InvalidRegularExpression},
 	{group.ErrInvalidRequest, kerr.InvalidRequest},
 
+	// committed offsets (08_offset_commit.go, 09_offset_fetch.go, 47_offset_delete.go)
+	{errOffsetMetadataTooLarge, kerr.OffsetMetadataTooLarge},
+	{errGroupSubscribedToTopic, kerr.GroupSubscribedToTopic},
+	{errOffsetGroupID, kerr.InvalidGroupID},
+	{errOffsetGroupNotFound, kerr.GroupIDNotFound},
+
 	// protocol: record batch validation
 	{protocol.ErrUnsupportedMagic, kerr.UnsupportedForMessageFormat},
 	{protocol.ErrCorruptBatch, kerr.CorruptMessage},

@@ -32,6 +32,12 @@ var (
 	errPreferredLeaderNotAvailable = errors.New("broker: the partition has no leader to elect")
 	errEligibleLeadersNotAvailable = errors.New("broker: no eligible leader: an election is under way")
 
+	// committed offsets (08_offset_commit.go, 09_offset_fetch.go, 47_offset_delete.go)
+	errOffsetMetadataTooLarge = errors.New("broker: offset metadata larger than offset.metadata.max.bytes")
+	errGroupSubscribedToTopic = errors.New("broker: the group consumes the topic")
+	errOffsetGroupID          = errors.New("broker: empty group id")
+	errOffsetGroupNotFound    = errors.New("broker: group has neither members nor committed offsets")
+
 	// compression and compacted topics (recompress.go)
 	errCompactedNoKey = errors.New("broker: compacted topic cannot accept message without key")
 )
