@@ -37,3 +37,30 @@ func (b *Broker) expireOffsets(ctx context.Context, now time.Time) (int, error) 
 	}
 	return removed, nil
 }
+
+// offsetsRetentionCheck is how often runOffsetExpiry looks for expired
+// offsets (Kafka's offsets.retention.check.interval.ms default).
+const offsetsRetentionCheck = 10 * time.Minute
+
+// runOffsetExpiry calls expireOffsets every offsetsRetentionCheck until ctx
+// ends; failures are logged and retried at the next tick. It is a
+// background task of the broker (started with the storage tasks, counted in
+// b.bg).
+func (b *Broker) runOffsetExpiry(ctx context.Context) {
+	tick := time.NewTicker(offsetsRetentionCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			n, err := b.expireOffsets(ctx, now)
+			if err != nil && ctx.Err() == nil {
+				b.logger.Warn("offset expiry failed", "err", err)
+			}
+			if n > 0 {
+				b.logger.Info("expired committed offsets", "count", n)
+			}
+		}
+	}
+}

@@ -413,4 +413,8 @@ func TestOffsetsExpire(t *testing.T) {
 	if b.meta.Image().GroupOffsets(group) != nil {
 		t.Fatal("offsets of an empty group outlived the retention")
 	}
+	// The periodic task returns when its context ends.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	b.runOffsetExpiry(ctx)
 }
