@@ -41,7 +41,7 @@ func (b *Broker) startStorageTasks(ctx context.Context) {
 		// The first sweep comes a minute after start, or sooner when sweeps are more frequent.
 		SweepDelay: min(time.Minute, cfg.OrphanSweepInterval),
 	})
-	for _, run := range []func(context.Context){compactor.Run, retention.Run, gc.Run} {
+	for _, run := range []func(context.Context){compactor.Run, retention.Run, gc.Run, b.runOffsetExpiry} {
 		b.bg.Add(1)
 		go func() {
 			defer b.bg.Done()
