@@ -24,8 +24,13 @@
 //   - GC: objects whose deletion grace (5 min) has passed are deleted; a
 //     slow orphan sweep (the only LIST) removes objects no metadata refers
 //     to, older than the grace (a crash between PUT and commit leaves those).
+//   - Key compaction (keycompact.go): for compacted topics the compactor
+//     rewrites every committed range but the newest into stream objects
+//     holding the latest record per key, at the original offsets; tombstones
+//     go after delete.retention.ms.
 //   - Keys: "sso/g<group>/<ms>-<hex>" for uploads, "sso/g<group>/c<ms>-<hex>"
-//     for merged SSOs, "so/<stream>/<start>-<hex>" for stream objects.
+//     for merged SSOs, "so/<stream>/<start>-<hex>" for stream objects and
+//     "so/<stream>/<start>-k[<ms>]-<hex>" for key-compacted ones.
 //   - Metered wraps a store and counts PUT/GET/DELETE/LIST and bytes per
 //     Reason (upload, compaction, fetch, gc), taken from the context.
 //
