@@ -266,7 +266,9 @@ func (m *kgoMember) run(t testing.TB, ctx context.Context, l *ledger) {
 			l.process(m.name, r.Partition, r.Offset, r.Value)
 		}
 		if len(recs) > 0 {
-			cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			// Not ctx: a leave cancels it, and must not abort the commit
+			// of records already processed.
+			cctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			if err := m.cl.CommitRecords(cctx, recs...); err != nil {
 				t.Logf("member %s: commit of %d records: %v", m.name, len(recs), err)
 			}
