@@ -14,9 +14,12 @@ import (
 	"github.com/shoal-io/shoal/wal"
 )
 
-// Produce: v3-13
+// Produce: v3-13 (v0-2 listed, refused)
 //
 // Behavior:
+// * v0-2 are listed in ApiVersions but every partition gets
+//   UNSUPPORTED_VERSION, as Kafka 4.0 does (KAFKA-18659): librdkafka
+//   compresses batches only when the broker lists Produce v0
 // * acks=-1 and acks=1 both wait for the WAL's Raft commit; acks=0 sends no
 //   response, and a partition error then closes the connection (as Kafka
 //   does, so the client refreshes its metadata)
@@ -69,6 +72,8 @@ func (b *Broker) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	var reqErr error
 	switch {
+	case req.Version < 3:
+		reqErr = fmt.Errorf("%w: produce v%d carries the legacy message format", errUnsupportedVersion, req.Version)
 	case req.Acks != -1 && req.Acks != 0 && req.Acks != 1:
 		reqErr = errInvalidRequiredAcks
 	case req.TransactionID != nil:

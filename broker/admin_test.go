@@ -44,7 +44,7 @@ func TestApiVersions(t *testing.T) {
 func assertApiKeys(t *testing.T, keys []kmsg.ApiVersionsResponseApiKey) {
 	t.Helper()
 	// The served APIs and versions, as docs/compatibility.md lists them.
-	want := map[int16][2]int16{0: {3, 13}, 1: {4, 18}, 2: {1, 11}, 3: {0, 13}, 8: {2, 10}, 9: {1, 10},
+	want := map[int16][2]int16{0: {0, 13}, 1: {4, 18}, 2: {1, 11}, 3: {0, 13}, 8: {2, 10}, 9: {1, 10},
 		10: {0, 5}, 11: {0, 9}, 12: {0, 4}, 13: {0, 5}, 14: {0, 5}, 15: {0, 6}, 16: {0, 5}, 18: {0, 5},
 		19: {2, 7}, 20: {1, 6}, 21: {0, 2}, 22: {0, 5}, 23: {0, 4}, 32: {0, 4}, 33: {0, 2}, 35: {0, 5},
 		37: {0, 3}, 42: {0, 3}, 43: {0, 2}, 44: {0, 1}, 47: {0, 0}, 60: {0, 2}, 61: {0, 0}, 68: {0, 1}, 69: {0, 1}}

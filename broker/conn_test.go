@@ -41,8 +41,8 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 	framed := func(body []byte) []byte {
 		return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
 	}
-	produceV2 := produceRequest(n("steady"), 0, -1, values("old"))
-	produceV2.Version = 2
+	fetchV3 := fetchRequest(n("steady"), 0, 0, 0, 0)
+	fetchV3.Version = 3
 
 	for _, tc := range []struct {
 		name  string
@@ -53,7 +53,7 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 		{"negative frame size", binary.BigEndian.AppendUint32(nil, 0xffffff00)},
 		{"unknown api key", framed(header(999, 0))},
 		{"unsupported version", framed(header(0, 99))},
-		{"version kmsg knows but we do not serve", prototestFrame(produceV2)},
+		{"version kmsg knows but we do not serve", prototestFrame(fetchV3)},
 		{"malformed body", framed(append(header(3, 12), 0xff, 0xff, 0xff))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -30,7 +30,9 @@ const apiVersionsKey = 18
 
 func init() {
 	for _, e := range []apiEntry{
-		{key: 0, min: 3, max: 13, fn: (*Broker).handleProduce},
+		// Produce v0-2 are listed but refused in the handler, as Kafka 4.0
+		// does (KAFKA-18659): librdkafka compresses only when v0 is listed.
+		{key: 0, min: 0, max: 13, fn: (*Broker).handleProduce},
 		{key: 1, min: 4, max: 18, fn: (*Broker).handleFetch},
 		{key: 2, min: 1, max: 11, fn: (*Broker).handleListOffsets},
 		{key: 3, min: 0, max: 13, fn: (*Broker).handleMetadata},

@@ -210,3 +210,25 @@ func TestPipelinedRequestsAnsweredInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestProduceLegacyVersionsListedButRefused: Produce v0-2 are in
+// ApiVersions (librdkafka compresses only then, KAFKA-18659) but every
+// partition gets UNSUPPORTED_VERSION, nothing is stored and the connection
+// stays usable.
+func TestProduceLegacyVersionsListedButRefused(t *testing.T) {
+	t.Parallel()
+	b := sharedBroker(t)
+	n := uniqueNames()
+	createTopic(t, b, n("legacy"), 1)
+	c := dialRaw(t, b)
+	for v := int16(0); v <= 2; v++ {
+		req := produceRequest(n("legacy"), 0, -1, values("old"))
+		req.Version = v
+		resp := c.do(req).(*kmsg.ProduceResponse)
+		wantCode(t, fmt.Sprintf("produce v%d", v), resp.Topics[0].Partitions[0].ErrorCode, kerr.UnsupportedVersion)
+	}
+	if _, hwm := b.wals[0].Offsets(b.meta.Image().Topics[n("legacy")].Partitions[0].Stream); hwm != 0 {
+		t.Fatalf("refused legacy produces stored %d records", hwm)
+	}
+	wantCode(t, "produce v9 on the same connection", produceRaw(t, c, n("legacy"), 0, values("new")).ErrorCode, nil)
+}

@@ -304,7 +304,9 @@ func (c *Coordinator) Leave(group string, members []LeaveMember) ([]error, error
 // ConsumerHeartbeat handles a ConsumerGroupHeartbeat (KIP-848).
 func (c *Coordinator) ConsumerHeartbeat(req ConsumerHeartbeatRequest) (ConsumerHeartbeatResult, error) {
 	if req.Group == "" {
-		return ConsumerHeartbeatResult{}, ErrInvalidGroupID
+		// Kafka answers INVALID_REQUEST ("GroupId can't be empty.") here,
+		// not INVALID_GROUP_ID as the classic APIs do.
+		return ConsumerHeartbeatResult{}, fmt.Errorf("%w: group id can't be empty", ErrInvalidRequest)
 	}
 	topics := c.topics()
 	c.mu.Lock()
