@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/shoal-io/shoal/broker"
+	"github.com/shoal-io/shoal/broker/group"
 	"github.com/shoal-io/shoal/internal/raftgroup"
 	"github.com/shoal-io/shoal/s3stream"
 )
@@ -43,6 +44,8 @@ type flagValues struct {
 	uploadAge                                                time.Duration
 	compactionInterval, retentionCheckInterval               time.Duration
 	objectGrace, orphanSweepInterval                         time.Duration
+	groupInitialDelay, groupMinSession, groupMaxSession      time.Duration
+	groupConsumerSession, groupConsumerHeartbeat             time.Duration
 }
 
 // newFlagSet declares every flag of shoald. Its defaults are those of the
@@ -81,6 +84,13 @@ func newFlagSet(v *flagValues) *flag.FlagSet {
 		"`DURATION` an unreferenced object stays in storage for in-flight readers before it is deleted")
 	fs.DurationVar(&v.orphanSweepInterval, "orphan-sweep-interval", def.OrphanSweepInterval,
 		"how often the bucket is listed for objects no metadata refers to, a `DURATION`")
+	gdef := group.DefaultConfig()
+	fs.DurationVar(&v.groupInitialDelay, "group-initial-rebalance-delay", gdef.InitialRebalanceDelay,
+		"wait this `DURATION` for more members before a new classic group's first rebalance (0: none)")
+	fs.DurationVar(&v.groupMinSession, "group-min-session-timeout", gdef.MinSessionTimeout, "smallest session timeout a classic member may ask for, a `DURATION`")
+	fs.DurationVar(&v.groupMaxSession, "group-max-session-timeout", gdef.MaxSessionTimeout, "largest session timeout a classic member may ask for, a `DURATION`")
+	fs.DurationVar(&v.groupConsumerSession, "group-consumer-session-timeout", gdef.ConsumerSessionTimeout, "session timeout of KIP-848 consumer group members, a `DURATION`")
+	fs.DurationVar(&v.groupConsumerHeartbeat, "group-consumer-heartbeat-interval", gdef.ConsumerHeartbeatInterval, "heartbeat interval given to KIP-848 consumer group members, a `DURATION`")
 	fs.StringVar(&v.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	fs.StringVar(&v.logFormat, "log-format", "text", "log `FORMAT`: text or json")
 	return fs
@@ -332,8 +342,27 @@ func (v *flagValues) settings(fileOnly map[string]string, env func(string) strin
 		}
 		*d.dst = d.val
 	}
+	if err := v.groupConfig(&cfg); err != nil {
+		return s, err
+	}
 	s.broker = cfg
 	return s, nil
+}
+
+// groupConfig checks the group coordinator flags and sets cfg.Groups.
+func (v *flagValues) groupConfig(cfg *broker.Config) error {
+	g := group.DefaultConfig()
+	g.MinSessionTimeout, g.MaxSessionTimeout = v.groupMinSession, v.groupMaxSession
+	g.ConsumerSessionTimeout, g.ConsumerHeartbeatInterval = v.groupConsumerSession, v.groupConsumerHeartbeat
+	g.InitialRebalanceDelay = v.groupInitialDelay
+	if err := g.Validate(); err != nil {
+		return usagef("group flags: %v", err)
+	}
+	if g.InitialRebalanceDelay == 0 {
+		g.InitialRebalanceDelay = -1 // broker.Config: negative means no delay, zero the default
+	}
+	cfg.Groups = g
+	return nil
 }
 
 func knownLevel(s string) bool {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shoal-io/shoal/broker"
 	"github.com/shoal-io/shoal/internal/raftgroup"
@@ -295,6 +296,28 @@ func TestDocListsEveryKey(t *testing.T) {
 	for _, k := range fileOnlyKeys {
 		if !bytes.Contains(doc, []byte("`"+k+"`")) {
 			t.Errorf("docs/configuration.md does not document the key %s", k)
+		}
+	}
+}
+
+func TestGroupFlags(t *testing.T) {
+	s, err := parseConfig([]string{"--group-initial-rebalance-delay", "0", "--group-consumer-session-timeout", "6s",
+		"--group-consumer-heartbeat-interval", "500ms", "--group-min-session-timeout", "100ms"}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := s.broker.Groups
+	if g.InitialRebalanceDelay >= 0 || g.ConsumerSessionTimeout != 6*time.Second ||
+		g.ConsumerHeartbeatInterval != 500*time.Millisecond || g.MinSessionTimeout != 100*time.Millisecond {
+		t.Fatalf("group config %+v", g)
+	}
+	for _, bad := range [][]string{
+		{"--group-consumer-heartbeat-interval", "1m"}, // not below the 45 s session
+		{"--group-min-session-timeout", "1h"},         // above the maximum
+		{"--group-initial-rebalance-delay", "-1s"},
+	} {
+		if _, err := parseConfig(bad, func(string) string { return "" }); err == nil {
+			t.Errorf("%v accepted", bad)
 		}
 	}
 }
