@@ -37,6 +37,14 @@ type fsm struct {
 	// not yet uploaded. Written under mu, read without it.
 	pendingBytes atomic.Int64
 
+	// logs is the Raft log store, read by snapshots for evicted batches;
+	// logMu keeps log compaction from deleting entries a snapshot is
+	// reading (Persist holds it for reading, compaction for writing).
+	logs  raft.LogStore // set once by setLogStore, under logMu
+	logMu sync.RWMutex
+	// trimmed wakes the Group's log compactor after a trim is applied.
+	trimmed chan struct{}
+
 	mu struct {
 		sync.RWMutex
 		streams map[uint64]*stream
@@ -50,7 +58,7 @@ type fsm struct {
 }
 
 func newFSM(cacheLimit int64, logger *slog.Logger) *fsm {
-	f := &fsm{logger: logger}
+	f := &fsm{logger: logger, trimmed: make(chan struct{}, 1)}
 	f.mu.streams = make(map[uint64]*stream)
 	f.mu.cacheLimit = cacheLimit
 	f.mu.changed = make(chan struct{})
@@ -173,56 +181,94 @@ func (f *fsm) changed() <-chan struct{} {
 	return f.mu.changed
 }
 
-// snapshotState is what a snapshot holds: every stream's index and producer
-// state. Batch bytes are not in it; they stay in the Raft log.
+// snapshotState is what a snapshot holds: every stream's index and
+// producer state, then the bytes of every indexed batch (the data not yet
+// uploaded), so that a replica restored from it -- one that joined or fell
+// behind the leader's compacted log -- can serve and upload that data.
 type snapshotState struct {
 	Version int
 	Streams []*stream
+
+	data [][][]byte // per stream, per batch: cached bytes at Snapshot time (nil: read from the log)
+	fsm  *fsm
 }
 
-const snapshotVersion = 1
+// snapshotVersion 2 adds the batch bytes after the index; version 1
+// snapshots (index only) still restore.
+const snapshotVersion = 2
 
-// Snapshot captures a deep copy of the index; Persist writes it later,
-// concurrently with Apply.
+// Snapshot captures a copy of the index and the cached batch bytes (which
+// are immutable); Persist writes it later, concurrently with Apply, reading
+// evicted batches from the Raft log.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	st := &snapshotState{Version: snapshotVersion}
+	st := &snapshotState{Version: snapshotVersion, fsm: f}
 	for _, s := range f.mu.streams {
 		c := &stream{ID: s.ID, Start: s.Start, Next: s.Next, MaxTSIdx: s.MaxTSIdx, Epochs: slices.Clone(s.Epochs),
 			Batches: make([]batchRef, len(s.Batches)), Producers: make(map[int64]*producerState, len(s.Producers))}
+		data := make([][]byte, len(s.Batches))
 		for i, b := range s.Batches {
-			b.data = nil
+			data[i] = b.data
+			b.data, b.pinned = nil, false
 			c.Batches[i] = b
 		}
 		for pid, p := range s.Producers {
 			c.Producers[pid] = &producerState{Epoch: p.Epoch, Recent: append([]producerBatch(nil), p.Recent...)}
 		}
 		st.Streams = append(st.Streams, c)
+		st.data = append(st.data, data)
 	}
 	return st, nil
 }
 
-// Persist writes the snapshot with gob.
+// Persist writes the index with gob, then every batch's bytes in index
+// order. Log compaction waits while a snapshot reads the log.
 func (st *snapshotState) Persist(sink raft.SnapshotSink) error {
-	if err := gob.NewEncoder(sink).Encode(st); err != nil {
+	fail := func(err error) error {
 		return errors.Join(fmt.Errorf("wal: write snapshot: %w", err), sink.Cancel())
+	}
+	enc := gob.NewEncoder(sink)
+	if err := enc.Encode(st); err != nil {
+		return fail(err)
+	}
+	st.fsm.logMu.RLock()
+	defer st.fsm.logMu.RUnlock()
+	logs := st.fsm.logStore()
+	var ent *loadedEntry
+	for i, s := range st.Streams {
+		for j, ref := range s.Batches {
+			b := st.data[i][j]
+			if b == nil {
+				var err error
+				if ent, err = loadEntry(logs, ent, ref.LogIndex); err != nil {
+					return fail(err)
+				}
+				if b, err = ent.appendBatch(nil, ref); err != nil {
+					return fail(err)
+				}
+			}
+			if err := enc.Encode(b); err != nil {
+				return fail(err)
+			}
+		}
 	}
 	return sink.Close()
 }
 
-// Release is a no-op: the snapshot holds no resources.
-func (st *snapshotState) Release() {}
+// Release drops the captured bytes.
+func (st *snapshotState) Release() { st.data = nil }
 
-// Restore replaces all state with a snapshot's. Cached bytes are dropped;
-// reads go to the Raft log until new entries fill the cache again.
+// Restore replaces all state with a snapshot's. The snapshot's batch bytes
+// are pinned in memory until trimmed: this replica's log may not hold them.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	var st snapshotState
-	if err := gob.NewDecoder(rc).Decode(&st); err != nil {
+	dec := gob.NewDecoder(rc)
+	if err := dec.Decode(&st); err != nil {
 		return fmt.Errorf("wal: restore snapshot: %w: %v", ErrCorrupt, err)
 	}
-	if st.Version != snapshotVersion {
+	if st.Version != 1 && st.Version != snapshotVersion {
 		return fmt.Errorf("wal: restore snapshot: %w: version %d", ErrCorrupt, st.Version)
 	}
 	streams := make(map[uint64]*stream, len(st.Streams))
@@ -231,8 +277,20 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		if s.Producers == nil {
 			s.Producers = make(map[int64]*producerState)
 		}
-		for _, b := range s.Batches {
-			pending += int64(b.Size)
+		for i := range s.Batches {
+			pending += int64(s.Batches[i].Size)
+			if st.Version < 2 {
+				continue // version 1: the bytes are in the log
+			}
+			var b []byte
+			if err := dec.Decode(&b); err != nil {
+				return fmt.Errorf("wal: restore snapshot: %w: batch %d of stream %d: %v", ErrCorrupt, i, s.ID, err)
+			}
+			if len(b) != int(s.Batches[i].Size) {
+				return fmt.Errorf("wal: restore snapshot: %w: batch %d of stream %d has %d bytes, index says %d",
+					ErrCorrupt, i, s.ID, len(b), s.Batches[i].Size)
+			}
+			s.Batches[i].data, s.Batches[i].pinned = b, true
 		}
 		streams[s.ID] = s
 	}
@@ -257,6 +315,15 @@ func (f *fsm) applyTrim(l *raft.Log) interface{} {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	trimmed := false
+	defer func() {
+		if trimmed {
+			select { // wake the log compactor; one pending wake-up is enough
+			case f.trimmed <- struct{}{}:
+			default:
+			}
+		}
+	}()
 	for _, t := range trims {
 		s := f.mu.streams[t.Stream]
 		if s == nil || t.End <= s.Start {
@@ -265,7 +332,7 @@ func (f *fsm) applyTrim(l *raft.Log) interface{} {
 		n := 0
 		for n < len(s.Batches) && s.Batches[n].Last < t.End {
 			b := s.Batches[n]
-			if b.data != nil {
+			if b.data != nil && !b.pinned {
 				f.mu.cacheBytes -= int64(len(b.data))
 			}
 			f.pendingBytes.Add(-int64(b.Size))
@@ -273,6 +340,7 @@ func (f *fsm) applyTrim(l *raft.Log) interface{} {
 		}
 		s.Batches = slices.Delete(s.Batches, 0, n)
 		s.Start = min(t.End, s.Next)
+		trimmed = true
 		s.MaxTSIdx = -1
 		for i := range s.Batches {
 			if s.MaxTSIdx < 0 || s.Batches[i].MaxTS > s.Batches[s.MaxTSIdx].MaxTS {
@@ -296,3 +364,13 @@ func (f *fsm) minLogIndex() uint64 {
 	}
 	return lowest
 }
+
+// setLogStore gives the FSM the Raft log store once the group is open.
+func (f *fsm) setLogStore(logs raft.LogStore) {
+	f.logMu.Lock()
+	defer f.logMu.Unlock()
+	f.logs = logs
+}
+
+// logStore returns the Raft log store; the caller holds logMu.
+func (f *fsm) logStore() raft.LogStore { return f.logs }

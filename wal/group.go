@@ -111,6 +111,7 @@ func Open(ctx context.Context, cfg Config) (*Group, error) {
 		return nil, fmt.Errorf("wal: open group %s: %w", cfg.Raft.Name, err)
 	}
 	g.rg = rg
+	g.fsm.setLogStore(rg.Logs)
 	if err := rg.WaitLeader(ctx); err != nil {
 		rg.Close()
 		return nil, fmt.Errorf("wal: group %s: %w", cfg.Raft.Name, err)
@@ -123,9 +124,10 @@ func Open(ctx context.Context, cfg Config) (*Group, error) {
 			return nil, fmt.Errorf("wal: group %s: replay barrier: %w", cfg.Raft.Name, err)
 		}
 	}
-	g.wg.Add(2)
+	g.wg.Add(3)
 	go g.appendLoop()
 	go g.commitLoop()
+	go g.compactLoop()
 	return g, nil
 }
 

@@ -92,11 +92,16 @@ type loadedEntry struct {
 
 // loadEntry reads entry index from the Raft log store unless prev is it.
 func (g *Group) loadEntry(prev *loadedEntry, index uint64) (*loadedEntry, error) {
+	return loadEntry(g.rg.Logs, prev, index)
+}
+
+// loadEntry reads entry index from logs unless prev is it.
+func loadEntry(logs raft.LogStore, prev *loadedEntry, index uint64) (*loadedEntry, error) {
 	if prev != nil && prev.index == index {
 		return prev, nil
 	}
 	var l raft.Log
-	if err := g.rg.Logs.GetLog(index, &l); err != nil {
+	if err := logs.GetLog(index, &l); err != nil {
 		return nil, fmt.Errorf("wal: read log entry %d: %w", index, err)
 	}
 	reqs, err := decodeEntry(l.Data)

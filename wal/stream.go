@@ -22,6 +22,9 @@ type batchRef struct {
 	Size     int32  // bytes
 
 	data []byte // patched copy while in the tail cache, nil after eviction
+	// pinned: data came with a snapshot and is not in the cache's eviction
+	// queue; it stays until trimmed (the log may not hold its entry).
+	pinned bool
 }
 
 // producerBatch remembers where one producer batch went.

@@ -139,8 +139,29 @@ func (g *Group) compactLog() error {
 	if first == 0 || upTo < first {
 		return nil
 	}
+	g.fsm.logMu.Lock() // not while a snapshot reads the log
+	defer g.fsm.logMu.Unlock()
 	if err := g.rg.Logs.DeleteRange(first, upTo); err != nil {
 		return fmt.Errorf("wal: delete log %d-%d: %w", first, upTo, err)
 	}
 	return nil
+}
+
+// compactLoop compacts the log of a follower after trims: the leader
+// compacts in Trim itself, every other replica when the FSM applied one.
+func (g *Group) compactLoop() {
+	defer g.wg.Done()
+	for {
+		select {
+		case <-g.closing:
+			return
+		case <-g.fsm.trimmed:
+		}
+		if g.IsLeader() {
+			continue
+		}
+		if err := g.compactLog(); err != nil {
+			g.logger.Warn("wal log compaction after trim failed", "err", err)
+		}
+	}
 }
