@@ -23,7 +23,9 @@
 //     there, from the Raft log store (through the per-stream index, which maps
 //     offsets to log indexes) after the cache evicted it.
 //   - A restart rebuilds all state by replaying the Raft log (from the last
-//     snapshot, which holds the index and producer state).
+//     snapshot, which holds the index, the producer state and the bytes of
+//     the batches not yet uploaded, so a replica that catches up from a
+//     snapshot can serve and upload them too).
 //
 // Upload: [Group.Pending] and [Group.ReadPending] hand the committed data that
 // is not yet in object storage to the uploader; once its object is committed
