@@ -18,10 +18,13 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// Peer is one initial voter of a group.
+// Peer is one initial member of a group.
 type Peer struct {
 	ID      string // node id, e.g. "1"
 	Address string // cluster listener address, host:port
+	// NonVoter makes the member follow the group's log without voting or
+	// leading (raft.Nonvoter). A group needs at least one voter.
+	NonVoter bool
 }
 
 // Config describes one Raft group on this broker.
@@ -30,7 +33,7 @@ type Config struct {
 	Dir    string       // directory for the log store and snapshots
 	NodeID string       // this broker's node id
 	Mux    *Mux         // the broker's cluster listener
-	Peers  []Peer       // initial voters; empty means this node alone
+	Peers  []Peer       // initial members (voters unless NonVoter); empty means this node alone
 	Logger *slog.Logger // nil means slog.Default()
 
 	// KeepAllLogs disables log compaction after snapshots. The WAL keeps its
@@ -130,7 +133,11 @@ func bootstrapConfig(cfg Config, t raft.Transport) raft.Configuration {
 	}
 	var c raft.Configuration
 	for _, p := range cfg.Peers {
-		c.Servers = append(c.Servers, raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Address), Suffrage: raft.Voter})
+		suffrage := raft.Voter
+		if p.NonVoter {
+			suffrage = raft.Nonvoter
+		}
+		c.Servers = append(c.Servers, raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Address), Suffrage: suffrage})
 	}
 	return c
 }
