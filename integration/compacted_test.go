@@ -96,10 +96,10 @@ func compareCompacted(got map[string][]kept, want map[string]kept) error {
 // tombstones disappear once delete.retention.ms (lowered from 1 h to 1 s
 // by IncrementalAlterConfigs) has passed.
 //
-// Like Kafka, which never cleans the active segment, Shoal leaves the
-// newest range of a stream as written; so the test writes last one
-// record to each partition, of a key of its own ("head-N"): that record
-// is all the newest range holds, and it supersedes nothing.
+// Kafka never cleans the active segment; in Shoal that part is the data
+// still in the WAL, and every uploaded range is cleanable. The test still
+// writes one last record per partition of a key of its own ("head-N"), so
+// that the final upload supersedes nothing.
 func TestCompactedTopic(t *testing.T) {
 	const (
 		topic      = "compacted"
@@ -162,9 +162,7 @@ func TestCompactedTopic(t *testing.T) {
 	write(tombs)
 	waitUploaded(t, b, 30*time.Second)
 
-	// Kafka never cleans the active segment; Shoal leaves a stream's
-	// newest range as written. One record of a key of its own per
-	// partition, uploaded last, makes every range above cleanable.
+	// One record of a key of its own per partition, uploaded last.
 	var heads []*kgo.Record
 	for p := range int32(partitions) {
 		heads = append(heads, &kgo.Record{Key: fmt.Appendf(nil, "head-%d", p), Value: []byte("head"), Partition: p})

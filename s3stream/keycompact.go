@@ -20,12 +20,14 @@ import (
 //   - A compacted stream's data leaves stream set objects at the first
 //     compaction round (its streams join the split set whatever their
 //     size), so that its history is a run of stream objects.
-//   - Every range but the newest is cleanable; the newest is Kafka's dirty
-//     head and stays as it is. A key compaction rewrites the cleanable
-//     ranges into one stream object holding, per key, only the record with
-//     the highest offset among them; records without a key are dropped (as
-//     Kafka's cleaner does). A record superseded only by the head stays
-//     until a later pass covers both.
+//   - Every committed range is cleanable: objects are immutable, and the
+//     data still being written (Kafka's active segment, the dirty head)
+//     is the WAL, which is never key-compacted. (Keeping the newest range
+//     out instead would be fragile: merges of uploads can fold several
+//     uploads into that range and leave them uncleaned.) A key compaction
+//     rewrites the cleanable ranges into one stream object holding, per
+//     key, only the record with the highest offset among them; records
+//     without a key are dropped (as Kafka's cleaner does).
 //   - A pass runs when the cleanable bytes not yet key-compacted are at
 //     least min.cleanable.dirty.ratio of the cleanable bytes, or when a
 //     kept tombstone fell due. Outputs are recognised by their key,
@@ -128,7 +130,7 @@ func (c *Compactor) planKeyCompact(v *indexView, skip map[string]bool) *job {
 	for _, id := range slices.Sorted(maps.Keys(compacted)) {
 		t := compacted[id]
 		s := v.im.Streams[id]
-		if s == nil || len(s.Ranges) < 2 {
+		if s == nil || len(s.Ranges) == 0 {
 			continue
 		}
 		retention := topicLong(t, "delete.retention.ms", 86_400_000)
@@ -141,7 +143,7 @@ func (c *Compactor) planKeyCompact(v *indexView, skip map[string]bool) *job {
 		var needs []bool // the object is dirty or holds a due tombstone
 		var dirty, total int64
 		ok, anyDue := true, false
-		for _, r := range s.Ranges[:len(s.Ranges)-1] {
+		for _, r := range s.Ranges {
 			o := v.im.Objects[r.Key]
 			if o == nil || o.Kind != metadata.KindStream || len(o.Ranges) != 1 || skip[o.Key] {
 				ok = false // not split out yet, or failed this round
