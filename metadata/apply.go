@@ -41,6 +41,10 @@ func (im *Image) apply(c Command, index uint64) (next *Image, resp any) {
 		return im.applyDeleteGroupOffsets(c, index)
 	case ExpireGroupOffsetsCmd:
 		return im.applyExpireGroupOffsets(c, index)
+	case RequestCmd:
+		// The FSM answers repeated request ids from its request table; the
+		// image itself only applies the command.
+		return im.apply(c.Cmd, index)
 	}
 	return nil, fmt.Errorf("%w: unknown command %T", ErrInvalidCommand, c)
 }

@@ -26,6 +26,7 @@ const (
 	CmdCommitOffsets       CommandType = 12
 	CmdDeleteGroupOffsets  CommandType = 13
 	CmdExpireGroupOffsets  CommandType = 14
+	CmdRequest             CommandType = 15 // a RequestCmd: a command with its proposer's request id
 )
 
 // String names the command type.
@@ -59,6 +60,8 @@ func (t CommandType) String() string {
 		return "DeleteGroupOffsets"
 	case CmdExpireGroupOffsets:
 		return "ExpireGroupOffsets"
+	case CmdRequest:
+		return "Request"
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
@@ -268,6 +271,8 @@ func DecodeCommand(b []byte) (Command, error) {
 		c, err = decodeInto[DeleteGroupOffsetsCmd](body)
 	case CmdExpireGroupOffsets:
 		c, err = decodeInto[ExpireGroupOffsetsCmd](body)
+	case CmdRequest:
+		c, err = decodeInto[RequestCmd](body)
 	default:
 		return nil, fmt.Errorf("%w: unknown type %d", ErrInvalidCommand, b[0])
 	}

@@ -39,6 +39,7 @@ func sampleCommands() []Command {
 		DeleteGroupOffsetsCmd{Group: "g", Partitions: []TopicPartition{{"orders", 1}, {"other", 0}}},
 		DeleteGroupOffsetsCmd{Group: "g", All: true},
 		ExpireGroupOffsetsCmd{Group: "g", NowMs: 5000, RetentionMs: 1000},
+		RequestCmd{ID: "c2VlZA", Cmd: AllocateProducerIDsCmd{N: 5}},
 	}
 }
 
@@ -90,6 +91,11 @@ func TestDecodeCommandRejects(t *testing.T) {
 		{"negative pid block", append([]byte{byte(CmdAllocateProducerIDs)}, `{"n":-5}`...), ErrInvalidRequest},
 		{"broker without host", append([]byte{byte(CmdRegisterBroker)}, `{"broker":{"ID":1,"Port":9092}}`...), ErrInvalidRequest},
 		{"empty cluster id", append([]byte{byte(CmdInitCluster)}, `{"cluster_id":""}`...), ErrInvalidCommand},
+		{"request without id", append([]byte{byte(CmdRequest)}, `{"id":"","type":7,"cmd":{"n":1}}`...), ErrInvalidCommand},
+		{"nested request", append([]byte{byte(CmdRequest)}, `{"id":"a","type":15,"cmd":{"id":"b","type":7,"cmd":{"n":1}}}`...), ErrInvalidCommand},
+		{"request of unknown type", append([]byte{byte(CmdRequest)}, `{"id":"a","type":99,"cmd":{}}`...), ErrInvalidCommand},
+		{"request with bad command", append([]byte{byte(CmdRequest)}, `{"id":"a","type":7,"cmd":{"n":0}}`...), ErrInvalidRequest},
+		{"request with extra field", append([]byte{byte(CmdRequest)}, `{"id":"a","type":7,"cmd":{"n":1},"x":1}`...), ErrInvalidCommand},
 	} {
 		if _, err := DecodeCommand(tc.data); !errors.Is(err, tc.want) {
 			t.Errorf("%s: DecodeCommand = %v, want %v", tc.name, err, tc.want)

@@ -27,6 +27,26 @@
 // channel returned by [Store.Changed] is closed and replaced. Readers never
 // lock and never see a partly applied change.
 //
+// # Writes from any member
+//
+// Every write method works on every member of the group, voter or non-voter
+// ([VoterPeers] marks the members beyond the first 3 as non-voters). The
+// command travels in a [RequestCmd] with a random request id. On the leader
+// it is applied through Raft; on a follower it is sent to the leader's
+// cluster listener (the raft ServerAddress of raft.LeaderWithID) on the RPC
+// channel [RPCChannel], which applies it and answers with the outcome (the
+// result value as JSON, or the error's text and sentinel codes, so that
+// errors.Is works on the follower) and the log index it applied at. The
+// follower then waits until its own image has applied that index, so a
+// caller sees its write in [Store.Image] when the call returns
+// (read-your-writes). When the outcome is unknown (no leader, the leader
+// moved or closed, the answer was lost) the write is retried with the same
+// request id, with a short backoff, up to 30 times within the apply timeout.
+// The FSM remembers the outcome of the last 4096 request ids (in snapshots
+// too), so a retry of a write that was applied returns its first outcome
+// (CreateTopic returns the topic, not ErrTopicExists) and nothing applies
+// twice.
+//
 // # Guarantees
 //
 //   - Apply is deterministic: identifiers that need randomness (the cluster id,
@@ -37,8 +57,16 @@
 //   - Producer id blocks never overlap and survive restarts.
 //   - The cluster id is set once, by the first leader of a fresh group.
 //   - FSM rejections (topic exists, unknown topic, ...) return the package's
-//     sentinel errors through the write call; a write on a follower returns
-//     [ErrNotLeader] (forwarding to the leader is not implemented yet).
+//     sentinel errors through the write call, on the leader and forwarded
+//     alike. A write returns [ErrNotLeader] only when no leader took it
+//     within the apply timeout (it may still apply later, once), and an
+//     error wrapping context.DeadlineExceeded when it applied but this
+//     replica did not apply it in time.
+//   - The fast checks of a write method (does the topic exist, is there an
+//     offset to delete) read the local image, which on a follower may lag
+//     the leader by the replication delay: a follower can refuse a write on
+//     a topic another broker created a moment ago. Everything that passes
+//     them is decided by the leader's FSM.
 //   - Every stream's committed ranges are contiguous: a commit that would
 //     leave a gap or overlap is refused with [ErrRangeConflict] and changes
 //     nothing, so a new WAL leader that uploads again cannot duplicate or lose
@@ -60,14 +88,23 @@
 // # Formats
 //
 // A log entry is one type byte followed by the command's JSON object; unknown
-// fields are rejected ([DecodeCommand]). A snapshot is one JSON object with a
-// "version" field (currently 3; versions 1 and 2 still restore), the cluster id,
+// fields are rejected ([DecodeCommand]). A [RequestCmd] (type 15) is
+// {"id": ..., "type": <inner type>, "cmd": <inner JSON object>}. A snapshot
+// is one JSON object with a "version" field (currently 4; versions 1 to 3
+// still restore), the cluster id,
 // the brokers sorted by id, the topics sorted by name, the stream and producer
 // id counters, the log index of the image and (since version 2) the object
 // index: the start and end offsets of streams where they are not 0, the live
 // objects sorted by key and the pending deletes, and (since version 3) the
-// committed offsets by group, topic and partition. The streams' range refs are
-// rebuilt from the objects on restore, and the result is checked.
+// committed offsets by group, topic and partition, and (since version 4) the
+// last applied log index and the remembered request outcomes, oldest first.
+// The streams' range refs are rebuilt from the objects on restore, and the
+// result is checked.
+//
+// A forwarded write is one RPC frame (see raftgroup.RPCClient) holding the
+// encoded RequestCmd; the answer is the JSON object {"index": N, "retry":
+// bool, "result": {"failed": bool, "codes": [...], "error": text, "value":
+// JSON}}.
 //
 // # Usage
 //

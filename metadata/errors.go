@@ -27,9 +27,9 @@ var (
 	// ErrInvalidCommand is returned when a log entry or snapshot does not
 	// decode to a well-formed command or image.
 	ErrInvalidCommand = errors.New("metadata: invalid command")
-	// ErrNotLeader is returned by writes on a node that does not lead the
-	// metadata group, or that lost leadership while the write was in flight
-	// (the write may then still commit).
+	// ErrNotLeader is returned by a write that no leader of the metadata
+	// group took within the apply timeout: none was elected, or it could not
+	// be reached. The write may still apply later, at most once.
 	ErrNotLeader = errors.New("metadata: not the leader")
 	// ErrClosed is returned by a Store after Close.
 	ErrClosed = errors.New("metadata: closed")

@@ -16,22 +16,29 @@ import (
 
 // fsm is the metadata group's raft.FSM. Raft calls Apply, ApplyBatch,
 // Snapshot and Restore from its one FSM goroutine; readers load the image
-// concurrently through the atomic pointer.
+// and the applied index concurrently through atomics.
 type fsm struct {
 	logger *slog.Logger
 	image  atomic.Pointer[Image]
-	mu     struct {
+	// applied is the highest log index the FSM has applied (or restored);
+	// the image of every index up to it is published.
+	applied atomic.Uint64
+	// requests remembers request outcomes; FSM goroutine only.
+	requests *requestTable
+	mu       struct {
 		sync.Mutex
-		changed chan struct{} // closed when the image is next replaced
+		changed  chan struct{} // closed when the image is next replaced
+		progress chan struct{} // closed when applied next grows
 	}
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
 
 func newFSM(logger *slog.Logger) *fsm {
-	f := &fsm{logger: logger}
+	f := &fsm{logger: logger, requests: newRequestTable()}
 	f.image.Store(emptyImage())
 	f.mu.changed = make(chan struct{})
+	f.mu.progress = make(chan struct{})
 	return f
 }
 
@@ -43,6 +50,23 @@ func (f *fsm) changed() <-chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.mu.changed
+}
+
+// progress returns the channel closed when the applied index next grows.
+func (f *fsm) progress() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.mu.progress
+}
+
+// setApplied records that every log entry up to index is applied and
+// published, and wakes the waiters.
+func (f *fsm) setApplied(index uint64) {
+	f.applied.Store(index)
+	f.mu.Lock()
+	close(f.mu.progress)
+	f.mu.progress = make(chan struct{})
+	f.mu.Unlock()
 }
 
 // publish makes im the current image and wakes the watchers. The image is
@@ -62,6 +86,7 @@ func (f *fsm) Apply(l *raft.Log) any {
 	if next != nil {
 		f.publish(next)
 	}
+	f.setApplied(l.Index)
 	return resp
 }
 
@@ -81,6 +106,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	if changed {
 		f.publish(im)
 	}
+	if len(logs) > 0 {
+		f.setApplied(logs[len(logs)-1].Index)
+	}
 	return resps
 }
 
@@ -95,13 +123,32 @@ func (f *fsm) applyLog(im *Image, l *raft.Log) (*Image, any) {
 		f.logger.Error("metadata: undecodable log entry", "index", l.Index, "err", err)
 		return nil, err
 	}
+	if r, ok := c.(RequestCmd); ok {
+		return f.applyRequest(im, r, l.Index)
+	}
 	return im.apply(c, l.Index)
 }
 
+// applyRequest applies a request's command once: a request id seen before
+// gets the outcome of its first apply and changes nothing.
+func (f *fsm) applyRequest(im *Image, r RequestCmd, index uint64) (*Image, any) {
+	if first, ok := f.requests.get(r.ID); ok {
+		v, err := first.decode(r.Cmd.Type())
+		if err != nil {
+			return nil, err
+		}
+		return nil, v
+	}
+	next, resp := im.apply(r.Cmd, index)
+	f.requests.put(r.ID, encodeResult(resp))
+	return next, resp
+}
+
 // snapshotVersion is the version of the snapshot format written by Persist.
-// Version 2 added the object index, version 3 the committed group offsets;
-// older snapshots still restore.
-const snapshotVersion = 3
+// Version 2 added the object index, version 3 the committed group offsets,
+// version 4 the applied index and the request outcomes; older snapshots
+// still restore.
+const snapshotVersion = 4
 
 // snapshotData is the serialised image.
 type snapshotData struct {
@@ -119,6 +166,9 @@ type snapshotData struct {
 	PendingDeletes []PendingDelete `json:"pending_deletes,omitempty"`
 	// Since version 3.
 	Offsets []groupOffsetsSnapshot `json:"offsets,omitempty"`
+	// Since version 4.
+	Applied  uint64          `json:"applied,omitempty"`
+	Requests []requestRecord `json:"requests,omitempty"`
 }
 
 // streamOffsets is a stream's history in a snapshot, for streams with a
@@ -129,28 +179,41 @@ type streamOffsets struct {
 	EndOffset   int64  `json:"end_offset"`
 }
 
-// Snapshot captures the current image; Persist may run concurrently with
-// later applies because the image is immutable.
+// Snapshot captures the current image, applied index and request outcomes
+// (on the FSM goroutine, so they agree); Persist may run concurrently with
+// later applies because the image is immutable and the records are copied.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	return fsmSnapshot{im: f.current()}, nil
+	return fsmSnapshot{im: f.current(), applied: f.applied.Load(), requests: f.requests.records()}, nil
 }
 
-// Restore replaces the image with a persisted one.
+// Restore replaces the image, applied index and request outcomes with
+// persisted ones.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	im, err := decodeSnapshot(rc)
+	st, err := decodeState(rc)
 	if err != nil {
 		return err
 	}
-	f.publish(im)
+	table, err := restoreRequestTable(st.requests)
+	if err != nil {
+		return err
+	}
+	f.requests = table
+	f.publish(st.im)
+	f.setApplied(st.applied)
 	return nil
 }
 
-type fsmSnapshot struct{ im *Image }
+// fsmSnapshot is the FSM state a snapshot holds.
+type fsmSnapshot struct {
+	im       *Image
+	applied  uint64
+	requests []requestRecord
+}
 
-// Persist writes the image as JSON.
+// Persist writes the state as JSON.
 func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	if err := encodeSnapshot(sink, s.im); err != nil {
+	if err := encodeState(sink, s); err != nil {
 		sink.Cancel()
 		return err
 	}
@@ -160,8 +223,23 @@ func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 // Release has nothing to free.
 func (fsmSnapshot) Release() {}
 
+// encodeSnapshot writes a snapshot of im alone (applied index im.Index, no
+// request outcomes).
 func encodeSnapshot(w io.Writer, im *Image) error {
+	return encodeState(w, fsmSnapshot{im: im, applied: im.Index})
+}
+
+// decodeSnapshot reads the image of a snapshot.
+func decodeSnapshot(r io.Reader) (*Image, error) {
+	st, err := decodeState(r)
+	return st.im, err
+}
+
+func encodeState(w io.Writer, s fsmSnapshot) error {
+	im := s.im
 	d := snapshotData{
+		Applied:        s.applied,
+		Requests:       s.requests,
 		Version:        snapshotVersion,
 		ClusterID:      im.ClusterID,
 		Brokers:        im.SortedBrokers(),
@@ -188,14 +266,25 @@ func encodeSnapshot(w io.Writer, im *Image) error {
 	return nil
 }
 
-func decodeSnapshot(r io.Reader) (*Image, error) {
+func decodeState(r io.Reader) (fsmSnapshot, error) {
 	var d snapshotData
 	if err := json.NewDecoder(r).Decode(&d); err != nil {
-		return nil, fmt.Errorf("%w: snapshot: %w", ErrInvalidCommand, err)
+		return fsmSnapshot{}, fmt.Errorf("%w: snapshot: %w", ErrInvalidCommand, err)
 	}
 	if d.Version < 1 || d.Version > snapshotVersion {
-		return nil, fmt.Errorf("%w: snapshot version %d, want 1 to %d", ErrInvalidCommand, d.Version, snapshotVersion)
+		return fsmSnapshot{}, fmt.Errorf("%w: snapshot version %d, want 1 to %d", ErrInvalidCommand, d.Version, snapshotVersion)
 	}
+	im, err := decodeImage(&d)
+	if err != nil {
+		return fsmSnapshot{}, err
+	}
+	// Before version 4 the applied index was not written; the image's index
+	// is a lower bound.
+	return fsmSnapshot{im: im, applied: max(d.Applied, d.Index), requests: d.Requests}, nil
+}
+
+// decodeImage rebuilds and checks the image of a decoded snapshot.
+func decodeImage(d *snapshotData) (*Image, error) {
 	im := emptyImage()
 	im.ClusterID, im.NextStreamID, im.NextProducerID, im.Index = d.ClusterID, d.NextStreamID, d.NextProducerID, d.Index
 	for _, b := range d.Brokers {

@@ -174,7 +174,7 @@ func TestOffsetSnapshot(t *testing.T) {
 		t.Fatalf("restored image differs:\n got %+v\nwant %+v", got, im)
 	}
 	// A version 2 snapshot (before offsets) restores without offsets.
-	v2 := strings.Replace(buf.String(), `"version":3`, `"version":2`, 1)
+	v2 := strings.Replace(buf.String(), `"version":4`, `"version":2`, 1)
 	v2 = v2[:strings.Index(v2, `,"offsets":`)] + "}"
 	old, err := decodeSnapshot(strings.NewReader(v2))
 	if err != nil {

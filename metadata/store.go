@@ -27,6 +27,9 @@ type Config struct {
 	Dir    string         // Raft log, stable store and snapshots of the metadata group
 	NodeID string         // this broker's node id in the group
 	Mux    *raftgroup.Mux // the broker's cluster listener; the caller owns and closes it
+	// Peers are the initial members of the metadata group, the same list on
+	// every broker; members marked NonVoter follow without voting (see
+	// VoterPeers). Empty: this node alone.
 	Peers  []raftgroup.Peer
 	Logger *slog.Logger // nil: slog.Default()
 	// ApplyTimeout bounds each write (0: DefaultApplyTimeout); a shorter
@@ -39,15 +42,25 @@ type Config struct {
 }
 
 // Store is the cluster metadata of one broker: a replica of the metadata Raft
-// group and the image it applies. Reads (Image) are lock-free; writes go
-// through Raft on the leader.
+// group and the image it applies. Reads (Image) are lock-free; writes work on
+// every member and go through Raft on the leader, forwarded over the cluster
+// listener from followers.
 type Store struct {
 	cfg    Config
 	logger *slog.Logger
 	fsm    *fsm
 	group  *raftgroup.Group
 	raft   *raft.Raft
+	rpc    *raftgroup.RPCClient // forwards writes to the leader
+	server *raftgroup.RPCServer // applies writes forwarded to this node
 	closed atomic.Bool
+	done   chan struct{} // closed by Close
+
+	// hooks are set by tests before any write.
+	hooks struct {
+		// afterForward sees (and may replace) each forward's answer.
+		afterForward func(addr string, reply []byte, err error) ([]byte, error)
+	}
 }
 
 // Open opens the metadata group in cfg.Dir (bootstrapping it on first start),
@@ -77,7 +90,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.DefaultReplicationFactor <= 0 {
 		cfg.DefaultReplicationFactor = 1
 	}
-	s := &Store{cfg: cfg, logger: cfg.Logger.With("component", "metadata"), fsm: newFSM(cfg.Logger)}
+	s := &Store{cfg: cfg, logger: cfg.Logger.With("component", "metadata"), fsm: newFSM(cfg.Logger), done: make(chan struct{})}
 	g, err := raftgroup.Open(raftgroup.Config{
 		Name: GroupName, Dir: cfg.Dir, NodeID: cfg.NodeID, Mux: cfg.Mux, Peers: cfg.Peers, Logger: cfg.Logger,
 	}, s.fsm)
@@ -85,6 +98,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("metadata: open: %w", err)
 	}
 	s.group, s.raft = g, g.Raft
+	rpcCfg := raftgroup.RPCConfig{Timeout: cfg.ApplyTimeout, Logger: cfg.Logger}
+	s.rpc = raftgroup.NewRPCClient(RPCChannel, rpcCfg)
+	if s.server, err = raftgroup.ServeRPC(cfg.Mux, RPCChannel, s.serveForward, rpcCfg); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("metadata: open: %w", err)
+	}
 	if err := s.waitReady(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("metadata: open: %w", err)
@@ -142,13 +161,21 @@ func (s *Store) catchUpAndInit(ctx context.Context) error {
 	return err
 }
 
-// Close shuts the Store's Raft replica down. The Mux stays open. Close is
-// idempotent; writes after Close return ErrClosed.
+// Close shuts the Store's Raft replica and its write channel down; writes in
+// flight end. The Mux stays open. Close is idempotent; writes after Close
+// return ErrClosed.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	if err := s.group.Close(); err != nil {
+	close(s.done)
+	s.rpc.Close()
+	// Raft first: its shutdown ends the applies that forwarded writes wait on.
+	err := s.group.Close()
+	if s.server != nil {
+		s.server.Close()
+	}
+	if err != nil {
 		return fmt.Errorf("metadata: close: %w", err)
 	}
 	return nil
@@ -188,37 +215,6 @@ func (s *Store) applyTimeout(ctx context.Context) time.Duration {
 		timeout = min(timeout, time.Until(dl))
 	}
 	return timeout
-}
-
-// propose replicates c and returns the FSM's result. The wait is bounded by
-// the apply timeout and ctx's deadline (a cancellation without deadline is
-// seen only before the proposal is sent).
-func (s *Store) propose(ctx context.Context, c Command) (any, error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if !s.IsLeader() {
-		return nil, ErrNotLeader
-	}
-	data, err := EncodeCommand(c)
-	if err != nil {
-		return nil, err
-	}
-	timeout := s.applyTimeout(ctx)
-	if timeout <= 0 {
-		return nil, context.DeadlineExceeded
-	}
-	f := s.raft.Apply(data, timeout)
-	if err := f.Error(); err != nil {
-		return nil, fmt.Errorf("%s: %w", c.Type(), mapRaftError(err))
-	}
-	if err, ok := f.Response().(error); ok {
-		return nil, err
-	}
-	return f.Response(), nil
 }
 
 // mapRaftError turns raft's errors into this package's sentinels, keeping

@@ -438,8 +438,12 @@ func TestStoreThreeVoters(t *testing.T) {
 				t.Fatal("follower did not apply the topic")
 			}
 		}
-		if _, err := f.CreateTopic(t.Context(), TopicSpec{Name: "f", Partitions: 1, ReplicationFactor: 1}); !errors.Is(err, ErrNotLeader) {
-			t.Fatalf("follower write: %v", err)
+		// A follower's write reaches the leader and shows in its own image
+		// on return.
+		name := "f" + f.cfg.NodeID
+		if top, err := f.CreateTopic(t.Context(), TopicSpec{Name: name, Partitions: 1, ReplicationFactor: 1}); err != nil ||
+			!reflect.DeepEqual(f.Image().Topics[name], top) {
+			t.Fatalf("follower write: %+v, %v", top, err)
 		}
 	}
 }

@@ -10,8 +10,9 @@ import (
 // The writes below validate their arguments, fail fast on what the current
 // image already rules out, and propose one command. The FSM decides: two
 // concurrent CreateTopic calls for one name both pass the fast check, and
-// exactly one of them gets ErrTopicExists from the FSM. Every write needs the
-// leader (ErrNotLeader otherwise) and an open store (ErrClosed).
+// exactly one of them gets ErrTopicExists from the FSM. Every write works on
+// every member (see propose: followers forward to the leader) and needs an
+// open store (ErrClosed).
 
 // RegisterBroker adds or replaces the registration of b.ID.
 func (s *Store) RegisterBroker(ctx context.Context, b Broker) error {

@@ -116,13 +116,25 @@ func Open(cfg Config, fsm raft.FSM) (*Group, error) {
 		return nil, fmt.Errorf("raftgroup %s: start raft: %w", cfg.Name, err)
 	}
 	g.Raft = r
-	if !existing {
+	// Raft bootstraps only on voters; a non-voter learns the configuration
+	// from the leader's first entries.
+	if !existing && !localNonVoter(cfg) {
 		if err := r.BootstrapCluster(bootstrapConfig(cfg, transport)).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			g.Close()
 			return nil, fmt.Errorf("raftgroup %s: bootstrap: %w", cfg.Name, err)
 		}
 	}
 	return g, nil
+}
+
+// localNonVoter reports whether cfg lists this node as a non-voter.
+func localNonVoter(cfg Config) bool {
+	for _, p := range cfg.Peers {
+		if p.ID == cfg.NodeID {
+			return p.NonVoter
+		}
+	}
+	return false
 }
 
 func bootstrapConfig(cfg Config, t raft.Transport) raft.Configuration {
