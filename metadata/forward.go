@@ -149,7 +149,11 @@ func (s *Store) forward(ctx context.Context, t CommandType, addr string, data []
 	if h := s.hooks.afterForward; h != nil {
 		b, err = h(addr, b, err)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, raftgroup.ErrFrameTooLarge), errors.Is(err, raftgroup.ErrRemote):
+		// Trying again cannot help (serveForward itself never fails).
+		return nil, 0, fmt.Errorf("%w: forward to the leader at %s: %w", ErrInvalidRequest, addr, err)
+	case err != nil:
 		return nil, 0, fmt.Errorf("%w: forward to the leader at %s: %w", ErrNotLeader, addr, err)
 	}
 	rep, err := decodeValue[forwardReply](b)

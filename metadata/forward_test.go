@@ -259,6 +259,12 @@ func testForwardSentinels(t *testing.T, s *Store) {
 	if _, err := s.CreatePartitions(ctx, "nope", 3); !errors.Is(err, ErrUnknownTopic) {
 		t.Errorf("CreatePartitions of an unknown topic = %v", err)
 	}
+	// A write too large for one RPC frame fails at once, without retries.
+	start := time.Now()
+	err := s.ObjectsDeleted(ctx, []string{strings.Repeat("k", raftgroup.DefaultMaxRPCFrame)})
+	if !errors.Is(err, ErrInvalidRequest) || !errors.Is(err, raftgroup.ErrFrameTooLarge) || time.Since(start) > 2*time.Second {
+		t.Errorf("oversized forward = %.200v after %v", err, time.Since(start))
+	}
 }
 
 // testForwardProducerIDs allocates blocks from every member at once.
