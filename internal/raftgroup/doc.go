@@ -7,6 +7,11 @@
 // stable store, file snapshots) with timeouts tuned for a LAN, and bootstraps
 // the group the first time it starts.
 //
+// Besides Raft groups, the listener carries named request/response channels
+// ([ServeRPC], [NewRPCClient]): length-framed requests and replies with a
+// bounded size and a deadline, used for internal calls such as forwarding
+// metadata writes to the metadata leader.
+//
 //	mux, _ := raftgroup.Listen("127.0.0.1:9093", logger)
 //	g, _ := raftgroup.Open(raftgroup.Config{Name: "wal-0", Dir: dir, NodeID: "1", Mux: mux}, fsm)
 //	defer g.Close()
