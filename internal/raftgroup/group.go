@@ -184,6 +184,9 @@ func (g *Group) Close() error {
 
 func (g *Group) closeStores() error {
 	var errs []error
+	if nt, ok := g.transport.(*raft.NetworkTransport); ok {
+		nt.CloseStreams() // pooled connections: the peers' handlers would wait on them forever
+	}
 	if c, ok := g.transport.(io.Closer); ok {
 		errs = append(errs, c.Close())
 	}
