@@ -55,6 +55,8 @@ import (
 // * v7: zstd allowed (UNSUPPORTED_COMPRESSION_TYPE before)
 // * v8: ErrorMessage (no per-record errors are produced)
 // * v9: flexible
+// * v10: NOT_LEADER_OR_FOLLOWER names the new leader and its epoch
+//   (CurrentLeader) and its address (NodeEndpoints), KIP-951
 // * v13: topics by id (UNKNOWN_TOPIC_ID)
 
 // defaultMaxMessageBytes is Kafka's max.message.bytes default.
@@ -82,8 +84,10 @@ func (b *Broker) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 	im := b.meta.Image()
 	var (
 		pending  []pendingProduce
-		rejected error // the first partition refused before submitting
+		rejected error     // the first partition refused before submitting
+		hints    endpoints // leaders named in NOT_LEADER_OR_FOLLOWER results
 	)
+	hints.im = im
 	resp.Topics = make([]kmsg.ProduceResponseTopic, 0, len(req.Topics))
 	for _, rt := range req.Topics {
 		st := kmsg.NewProduceResponseTopic()
@@ -112,6 +116,12 @@ func (b *Broker) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 			}
 			if err != nil {
 				b.setProduceErr(req.Version, sp, err)
+				if errors.Is(err, errNotLeader) && req.Version >= 10 {
+					if leader, epoch, ok := b.leaderHint(topic, rp.Partition); ok {
+						sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = leader, epoch
+						hints.add(leader)
+					}
+				}
 				rejected = cmp.Or(rejected, err)
 				continue
 			}
@@ -123,6 +133,11 @@ func (b *Broker) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 		resp.Topics = append(resp.Topics, st)
 	}
 	r.release() // everything is submitted: the next request may start
+	for _, ep := range hints.list {
+		nb := kmsg.NewProduceResponseBroker()
+		nb.NodeID, nb.Host, nb.Port, nb.Rack = ep.id, ep.host, ep.port, ep.rack
+		resp.Brokers = append(resp.Brokers, nb)
+	}
 	failed := b.awaitProduce(ctx, req, pending)
 	if ctx.Err() != nil {
 		return nil, ctx.Err() // the connection is closing

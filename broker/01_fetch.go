@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"reflect"
 	"time"
 
@@ -40,8 +41,10 @@ import (
 // * v9: CurrentLeaderEpoch
 // * v10: zstd batches; before it UNSUPPORTED_COMPRESSION_TYPE
 // * v11: Rack, PreferredReadReplica (always -1)
-// * v12: flexible
+// * v12: flexible; NOT_LEADER_OR_FOLLOWER names the new leader and its
+//   epoch (CurrentLeader, KIP-951)
 // * v13: topics by id (UNKNOWN_TOPIC_ID)
+// * v16: NodeEndpoints gives the address of the leaders named (KIP-951)
 // * v15-18: replica state, directory ids and the KIP-1166 high watermark
 //   tag are broker-to-broker fields and ignored
 
@@ -150,6 +153,7 @@ func (b *Broker) readFetch(ctx context.Context, req *kmsg.FetchRequest) (resp *k
 	im := b.meta.Image()
 	budget := fetchBudget{remaining: int(req.MaxBytes)}
 	byID := req.Version >= 13
+	hints := endpoints{im: im}
 	resp.Topics = make([]kmsg.FetchResponseTopic, 0, len(req.Topics))
 	for _, rt := range req.Topics {
 		st := kmsg.NewFetchResponseTopic()
@@ -162,9 +166,22 @@ func (b *Broker) readFetch(ctx context.Context, req *kmsg.FetchRequest) (resp *k
 			if err := b.readPartition(ctx, im, req.Version, topic, byID, &rt.Partitions[i], sp, &budget); err != nil {
 				sp.ErrorCode = errCode(err)
 				urgent = true
+				if errors.Is(err, errNotLeader) && req.Version >= 12 {
+					if leader, epoch, ok := b.leaderHint(topic, rt.Partitions[i].Partition); ok {
+						sp.CurrentLeader.LeaderID, sp.CurrentLeader.LeaderEpoch = leader, epoch
+						hints.add(leader)
+					}
+				}
 			}
 		}
 		resp.Topics = append(resp.Topics, st)
+	}
+	if req.Version >= 16 {
+		for _, ep := range hints.list {
+			nb := kmsg.NewFetchResponseBroker()
+			nb.NodeID, nb.Host, nb.Port, nb.Rack = ep.id, ep.host, ep.port, ep.rack
+			resp.Brokers = append(resp.Brokers, nb)
+		}
 	}
 	return resp, budget.size, urgent
 }

@@ -15,9 +15,10 @@ import (
 // * brokers are the registered brokers; the controller is the metadata
 //   group's leader
 // * a partition's leader is its WAL group's Raft leader, its leader epoch
-//   the group's Raft term; replicas and ISR list the leader (the WAL group's
-//   replication is not expressed as Kafka replicas); a group without leader
-//   gives LEADER_NOT_AVAILABLE with leader -1
+//   the group's Raft term; replicas are the group's voters, the ISR the
+//   voters the leader hears from (a broker that does not lead the group
+//   lists every voter); offline replicas are empty; a group without leader
+//   gives LEADER_NOT_AVAILABLE with leader -1 and the voters as replicas
 // * unknown topics: UNKNOWN_TOPIC_OR_PARTITION, or, when the broker's
 //   AutoCreateTopics is on (off by default) and the request allows it, the
 //   topic is created with the default partitions and replication factor and
@@ -94,7 +95,8 @@ func (b *Broker) handleMetadata(ctx context.Context, r *request) (kmsg.Response,
 // autoCreateTopic creates a topic with the defaults; a concurrent creation
 // of the same topic is success.
 func (b *Broker) autoCreateTopic(ctx context.Context, name string) (*metadata.Topic, error) {
-	t, err := b.meta.CreateTopic(ctx, metadata.TopicSpec{Name: name, Partitions: -1, ReplicationFactor: -1})
+	t, err := b.meta.CreateTopic(ctx, metadata.TopicSpec{Name: name, Partitions: -1, ReplicationFactor: -1,
+		WALGroups: b.newTopicGroups()})
 	if errors.Is(err, metadata.ErrTopicExists) {
 		if t := b.meta.Image().Topics[name]; t != nil {
 			return t, nil
@@ -119,16 +121,20 @@ func (b *Broker) topicMetadata(t *metadata.Topic) kmsg.MetadataResponseTopic {
 		sp.Default()
 		sp.Partition = p.Index
 		sp.Leader, sp.LeaderEpoch = -1, -1
-		if int(p.WALGroup) < len(b.wals) {
-			g := b.wals[p.WALGroup]
-			sp.Leader, sp.LeaderEpoch = nodeID(g.Leader()), g.LeaderEpoch()
+		sp.Replicas, sp.ISR, sp.OfflineReplicas = []int32{}, []int32{}, []int32{}
+		if int(p.WALGroup) < len(b.walStates) {
+			ws := b.walStates[p.WALGroup]
+			sp.Leader, sp.LeaderEpoch = nodeID(ws.g.Leader()), ws.g.LeaderEpoch()
+			if sp.Replicas = ws.voters(); len(sp.Replicas) == 0 {
+				sp.Replicas = []int32{b.cfg.NodeID}
+			}
+			sp.ISR = ws.inSync(sp.Replicas)
 		}
 		if sp.Leader < 0 {
 			sp.ErrorCode = errCode(errLeaderNotAvailable)
-			sp.Replicas, sp.ISR = []int32{}, []int32{}
-			continue
+			sp.LeaderEpoch = -1
+			sp.ISR = []int32{}
 		}
-		sp.Replicas, sp.ISR = []int32{sp.Leader}, []int32{sp.Leader}
 	}
 	return st
 }

@@ -12,9 +12,11 @@ import (
 // FindCoordinator: v0-5
 //
 // Behavior:
-// * this broker coordinates every group: the answer is its own advertised
-//   address (a single node; issue [D] routes each group to the broker that
-//   coordinates it)
+// * the metadata group's leader coordinates every group (its in-memory
+//   group state, the offsets written through its metadata log): the answer
+//   is that broker's registered address, from any broker; while the
+//   metadata group has no leader, or its leader is not registered yet,
+//   COORDINATOR_NOT_AVAILABLE (retriable)
 // * key type 0 (group): an empty group id is INVALID_GROUP_ID
 // * key type 1 (transaction): TRANSACTIONAL_ID_AUTHORIZATION_FAILED, the
 //   answer Produce and InitProducerID give transactional ids (Shoal has no
@@ -46,8 +48,10 @@ func (b *Broker) handleFindCoordinator(_ context.Context, r *request) (kmsg.Resp
 		c.Key, c.NodeID, c.Host, c.Port = key, -1, "", -1
 		if err := b.coordinatorFor(req.CoordinatorType, key); err != nil {
 			c.ErrorCode, c.ErrorMessage = errCode(err), errMessage(err)
+		} else if br, err := b.coordinatorBroker(); err != nil {
+			c.ErrorCode, c.ErrorMessage = errCode(err), errMessage(err)
 		} else {
-			c.NodeID, c.Host, c.Port = b.cfg.NodeID, b.advHost, b.advPort
+			c.NodeID, c.Host, c.Port = br.ID, br.Host, br.Port
 		}
 		resp.Coordinators = append(resp.Coordinators, c)
 	}

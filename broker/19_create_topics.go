@@ -18,9 +18,11 @@ import (
 // * each topic is created through the metadata Raft group; the response
 //   comes after the creation committed, so the topic is usable at once
 // * NumPartitions / ReplicationFactor -1 take the broker defaults
-// * a replication factor above the number of registered brokers is
-//   INVALID_REPLICATION_FACTOR (as Kafka); the WAL group's Raft replication
-//   provides the durability
+// * a replication factor above a WAL group's replica count (min(3,
+//   brokers)) is INVALID_REPLICATION_FACTOR; the WAL group's Raft
+//   replication provides the durability, whatever the factor asked
+// * partitions are spread round robin over every WAL group, each topic
+//   starting on the next group
 // * a manual ReplicaAssignment gives the partition count (NumPartitions and
 //   ReplicationFactor must then be -1, else INVALID_REQUEST); replica
 //   placement itself is not applied
@@ -132,10 +134,11 @@ func (b *Broker) topicSpec(rt kmsg.CreateTopicsRequestTopic) (metadata.TopicSpec
 	if spec.ReplicationFactor < 1 {
 		return spec, fmt.Errorf("%w: %d, must be at least 1", metadata.ErrInvalidReplicationFactor, spec.ReplicationFactor)
 	}
-	if n := len(b.meta.Image().Brokers); int(spec.ReplicationFactor) > n {
-		return spec, fmt.Errorf("%w: %d is larger than the %d available brokers",
+	if n := b.topo.maxReplicationFactor(); int(spec.ReplicationFactor) > n {
+		return spec, fmt.Errorf("%w: %d is larger than the %d replicas of a WAL group",
 			metadata.ErrInvalidReplicationFactor, spec.ReplicationFactor, n)
 	}
+	spec.WALGroups = b.newTopicGroups()
 	if len(rt.Configs) > 0 {
 		spec.Configs = make(map[string]string, len(rt.Configs))
 		for _, c := range rt.Configs {

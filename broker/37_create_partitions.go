@@ -82,7 +82,7 @@ func (b *Broker) createPartitions(ctx context.Context, rt kmsg.CreatePartitionsR
 	if validateOnly {
 		return nil
 	}
-	if _, err := b.meta.CreatePartitions(ctx, t.Name, rt.Count); err != nil {
+	if _, err := b.meta.CreatePartitions(ctx, t.Name, rt.Count, b.topicGroups(t)...); err != nil {
 		return err
 	}
 	b.logger.Info("partitions created", "topic", t.Name, "from", cur, "to", rt.Count)

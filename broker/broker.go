@@ -32,16 +32,18 @@ type Broker struct {
 	cfg    Config
 	logger *slog.Logger
 
-	ln      net.Listener
-	mux     *raftgroup.Mux
-	meta    *metadata.Store
-	wals    []*wal.Group         // indexed by metadata.Partition.WALGroup
-	store   s3stream.ObjectStore // as opened; closed last
-	objects *s3stream.Metered    // the store with every request counted by reason
-	reader  *s3stream.Reader
-	metrics *metricsServer
-	pids    *producerIDs
-	groups  *group.Coordinator // the group coordinator (groups.go)
+	ln        net.Listener
+	mux       *raftgroup.Mux
+	meta      *metadata.Store
+	topo      topology             // the cluster layout (cluster.go)
+	wals      []*wal.Group         // indexed by metadata.Partition.WALGroup; every group is local (n <= 3)
+	walStates []*walState          // the groups' leadership state, indexed like wals (leadership.go)
+	store     s3stream.ObjectStore // as opened; closed last
+	objects   *s3stream.Metered    // the store with every request counted by reason
+	reader    *s3stream.Reader
+	metrics   *metricsServer
+	pids      *producerIDs
+	groups    *group.Coordinator // the group coordinator (groups.go)
 
 	advHost string
 	advPort int32
@@ -58,6 +60,10 @@ type Broker struct {
 
 	bg       sync.WaitGroup // background storage work: uploaders
 	bgCancel context.CancelFunc
+
+	watchers    sync.WaitGroup // one leadership watcher per local WAL group
+	watchCancel context.CancelFunc
+	closing     atomic.Bool // Close has begun: no leadership is taken on
 }
 
 // Start opens everything the broker needs (data directory, listeners,
@@ -69,19 +75,20 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	b := &Broker{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID)}
+	b := &Broker{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID), topo: newTopology(cfg.NodeID, cfg.Peers)}
 	b.mu.conns = make(map[*conn]struct{})
 	if err := b.open(ctx); err != nil {
 		b.closeParts()
 		return nil, err
 	}
 	b.startUploaders()
+	b.startWatchers()
 	b.wg.Add(1)
 	go b.acceptLoop()
 	b.ready.Store(true)
 	b.logger.Info("broker serving", "kafka", b.ln.Addr().String(),
 		"advertise", net.JoinHostPort(b.advHost, strconv.Itoa(int(b.advPort))),
-		"cluster", b.mux.Addr().String(), "cluster_id", b.meta.Image().ClusterID)
+		"cluster", b.mux.Addr().String(), "cluster_id", b.meta.Image().ClusterID, "brokers", b.topo.size())
 	return b, nil
 }
 
@@ -111,25 +118,16 @@ func (b *Broker) open(ctx context.Context) error {
 	}
 	nodeID := strconv.Itoa(int(cfg.NodeID))
 	b.meta, err = metadata.Open(ctx, metadata.Config{
-		Dir: filepath.Join(cfg.DataDir, "metadata"), NodeID: nodeID, Mux: b.mux, Peers: cfg.Peers,
+		Dir: filepath.Join(cfg.DataDir, "metadata"), NodeID: nodeID, Mux: b.mux, Peers: b.topo.meta,
 		Logger: cfg.Logger, DefaultPartitions: cfg.DefaultPartitions,
 		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
 	})
 	if err != nil {
 		return fmt.Errorf("open metadata: %w", err)
 	}
-	wcfg := wal.DefaultConfig()
-	wcfg.Raft = raftgroup.Config{Name: "wal-0", Dir: filepath.Join(cfg.DataDir, "wal-0"), NodeID: nodeID,
-		Mux: b.mux, Peers: cfg.Peers, Logger: cfg.Logger}
-	if cfg.TailCacheBytes > 0 {
-		wcfg.TailCacheBytes = cfg.TailCacheBytes
+	if err := b.openWALs(ctx); err != nil {
+		return err
 	}
-	wcfg.MaxPendingBytes = cfg.WALMaxPendingBytes
-	g, err := wal.Open(ctx, wcfg)
-	if err != nil {
-		return fmt.Errorf("open wal: %w", err)
-	}
-	b.wals = []*wal.Group{g}
 	b.pids = newProducerIDs(b.meta)
 	if err := b.startGroups(); err != nil {
 		return err
@@ -139,6 +137,35 @@ func (b *Broker) open(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("register broker %d: %w", cfg.NodeID, err)
+	}
+	return nil
+}
+
+// openWALs opens every local WAL group, in group order on every broker (a
+// group's Open waits for its leader, so the brokers must progress together).
+func (b *Broker) openWALs(ctx context.Context) error {
+	nodeID := strconv.Itoa(int(b.cfg.NodeID))
+	for i, peers := range b.topo.groups {
+		if !b.topo.isLocal(i) {
+			return fmt.Errorf("open wal: group %d is not local (broken invariant for %d brokers)", i, b.topo.size())
+		}
+		name := groupName(i)
+		wcfg := wal.DefaultConfig()
+		wcfg.Raft = raftgroup.Config{Name: name, Dir: filepath.Join(b.cfg.DataDir, name), NodeID: nodeID,
+			Mux: b.mux, Peers: peers, Logger: b.cfg.Logger}
+		if b.cfg.TailCacheBytes > 0 { // the bound is the broker's, shared by its groups
+			wcfg.TailCacheBytes = max(b.cfg.TailCacheBytes/int64(len(b.topo.groups)), 1)
+		}
+		wcfg.MaxPendingBytes = b.cfg.WALMaxPendingBytes
+		g, err := wal.Open(ctx, wcfg)
+		if err != nil {
+			if len(b.topo.groups) == 1 {
+				return fmt.Errorf("open wal: %w", err)
+			}
+			return fmt.Errorf("open wal group %d: %w", i, err)
+		}
+		b.wals = append(b.wals, g)
+		b.walStates = append(b.walStates, newWALState(i, g, b.topo.preferred(i), max(len(peers), 1)))
 	}
 	return nil
 }
@@ -281,12 +308,21 @@ func (b *Broker) acceptLoop() {
 	}
 }
 
-// Close stops accepting connections, lets in-flight requests finish (long
-// polls answer at once) for up to a few seconds, closes the connections and
-// then the WAL, the metadata store and the cluster listener.
+// Close shuts the broker down gracefully. In a cluster it first hands
+// every Raft group it leads (WAL groups and the metadata group) to another
+// voter, waiting up to a few seconds, and leaves its WAL groups, so that
+// clients move on with retriable errors only (see leaveGroups). Then it
+// stops accepting connections, lets in-flight requests finish (long polls
+// answer at once) for up to a few seconds, closes the connections and then
+// the WAL, the metadata store and the cluster listener. A single node has
+// nothing to hand over.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
+		b.closing.Store(true)
 		b.ready.Store(false)
+		if b.topo.size() > 1 {
+			b.leaveGroups()
+		}
 		b.mu.Lock()
 		b.mu.closed = true
 		conns := make([]*conn, 0, len(b.mu.conns))
@@ -324,6 +360,7 @@ func (b *Broker) closeParts() error {
 		b.ln.Close()
 	}
 	b.stopBackground()
+	b.stopWatchers()
 	if b.reader != nil {
 		errs = append(errs, b.reader.Close())
 	}

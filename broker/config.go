@@ -18,8 +18,8 @@ import (
 type Config struct {
 	// NodeID is the broker id, unique in the cluster.
 	NodeID int32
-	// DataDir holds the WAL (DataDir/wal-0) and metadata (DataDir/metadata)
-	// Raft state.
+	// DataDir holds the WAL groups' (DataDir/wal-<i>) and the metadata
+	// group's (DataDir/metadata) Raft state.
 	DataDir string
 
 	// Listen is the Kafka listener, host:port (port 0 picks a free port).
@@ -29,9 +29,15 @@ type Config struct {
 	Advertise string
 	// ClusterListen is the Raft and internal-traffic listener, host:port.
 	ClusterListen string
-	// Peers are the initial cluster members; empty means this node alone.
-	// More than one node is refused until multi-node support lands.
+	// Peers are the cluster members, this node included, with their
+	// cluster-listener addresses; every broker of a cluster gets the same
+	// list. Empty means this node alone. At most MaxClusterSize brokers;
+	// NonVoter is ignored (the topology decides, see cluster.go).
 	Peers []raftgroup.Peer
+	// LeaderBalanceDelay is how long a broker leads a WAL group before it
+	// hands the group back to the group's preferred leader (when that
+	// broker answers); 0 means 10 s, negative never.
+	LeaderBalanceDelay time.Duration
 
 	// ObjectStore is the object-store URL (file://DIR or s3://BUCKET?...);
 	// "" means file://<DataDir>/objects.
@@ -152,21 +158,6 @@ func (c *Config) Validate() error {
 		}
 	}
 	return c.checkPeers()
-}
-
-// checkPeers accepts no peers, or exactly this node.
-func (c *Config) checkPeers() error {
-	switch {
-	case len(c.Peers) == 0:
-		return nil
-	case len(c.Peers) > 1:
-		return fmt.Errorf("broker config: peers: %d nodes given, but only a single node is supported for now", len(c.Peers))
-	}
-	p := c.Peers[0]
-	if p.ID != strconv.Itoa(int(c.NodeID)) {
-		return fmt.Errorf("broker config: peers: the only peer must be this node (id %d), not %q", c.NodeID, p.ID)
-	}
-	return checkHostPort("peers", p.Address, false)
 }
 
 // checkHostPort checks a host:port value; port 0 is allowed only for

@@ -67,6 +67,9 @@ func init() {
 		if req := kmsg.RequestForKey(e.key); req == nil || req.MaxVersion() < e.max {
 			panic("broker: dispatch table serves a version kmsg cannot decode (broken invariant)")
 		}
+		if coordinatedAPIs[e.key] { // only the group coordinator serves them (groups.go)
+			e.fn = coordinated(e.fn)
+		}
 		apis[e.key] = &e
 	}
 }

@@ -54,6 +54,9 @@ var errorCodes = []struct {
 	// compression and compacted topics (recompress.go)
 	{errCompactedNoKey, kerr.InvalidRecord},
 
+	// cluster (cluster.go, groups.go)
+	{errNotCoordinator, kerr.NotCoordinator},
+
 	// group coordinator (broker/group; 10-16, 42, 68, 69 and groups.go)
 	{group.ErrInvalidGroupID, kerr.InvalidGroupID},
 	{group.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},

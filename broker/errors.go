@@ -40,4 +40,7 @@ var (
 
 	// compression and compacted topics (recompress.go)
 	errCompactedNoKey = errors.New("broker: compacted topic cannot accept message without key")
+
+	// cluster (cluster.go, groups.go)
+	errNotCoordinator = errors.New("broker: this broker does not coordinate groups: the metadata leader does")
 )

@@ -20,7 +20,9 @@ func (p partition) stream() uint64 { return p.meta.Stream }
 
 // partitionOf resolves partition idx of t (nil: unknown topic). It fails
 // with errUnknownTopicOrPartition, or when this broker cannot serve the
-// partition with errNotLeader / errLeaderNotAvailable.
+// partition with errNotLeader (another broker leads its WAL group) or
+// errLeaderNotAvailable (no leader, or this broker just became leader and
+// has not applied the earlier terms' entries yet).
 func (b *Broker) partitionOf(t *metadata.Topic, idx int32) (partition, error) {
 	if t == nil || idx < 0 || int(idx) >= len(t.Partitions) {
 		return partition{}, errUnknownTopicOrPartition
@@ -36,7 +38,66 @@ func (b *Broker) partitionOf(t *metadata.Topic, idx int32) (partition, error) {
 		}
 		return partition{}, errNotLeader
 	}
+	if !b.walReady(p.WALGroup) {
+		return partition{}, errLeaderNotAvailable
+	}
 	return partition{topic: t, meta: p, group: g}, nil
+}
+
+// leaderHint is the leader and leader epoch of partition idx of t when
+// another broker leads it (KIP-951: NOT_LEADER_OR_FOLLOWER responses name
+// the new leader); ok is false when the leader is unknown or this broker.
+func (b *Broker) leaderHint(t *metadata.Topic, idx int32) (leader, epoch int32, ok bool) {
+	if t == nil || idx < 0 || int(idx) >= len(t.Partitions) {
+		return -1, -1, false
+	}
+	gid := t.Partitions[idx].WALGroup
+	if int(gid) >= len(b.wals) {
+		return -1, -1, false
+	}
+	g := b.wals[gid]
+	leader = nodeID(g.Leader())
+	if leader < 0 || leader == b.cfg.NodeID {
+		return -1, -1, false
+	}
+	return leader, g.LeaderEpoch(), true
+}
+
+// endpoint is a registered broker's Kafka address.
+type endpoint struct {
+	id   int32
+	host string
+	port int32
+	rack *string
+}
+
+// endpoints collects the addresses of brokers named in leader hints, once
+// each, for the NodeEndpoints of Produce and Fetch responses (KIP-951).
+type endpoints struct {
+	im   *metadata.Image
+	seen map[int32]bool
+	list []endpoint
+}
+
+// add records broker id's address, if it is registered.
+func (e *endpoints) add(id int32) {
+	if e.seen[id] {
+		return
+	}
+	br, ok := e.im.Brokers[id]
+	if !ok {
+		return
+	}
+	if e.seen == nil {
+		e.seen = map[int32]bool{}
+	}
+	e.seen[id] = true
+	ep := endpoint{id: br.ID, host: br.Host, port: br.Port}
+	if br.Rack != "" {
+		rack := br.Rack
+		ep.rack = &rack
+	}
+	e.list = append(e.list, ep)
 }
 
 // leaderEpoch is the partition's current leader epoch: its WAL group's term.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,7 +61,7 @@ func newFlagSet(v *flagValues) *flag.FlagSet {
 	fs.StringVar(&v.advertise, "advertise", "", "`HOST:PORT` given to clients (default: the listen address)")
 	fs.IntVar(&v.nodeID, "node-id", 1, "broker id `N`, unique in the cluster")
 	fs.StringVar(&v.clusterListen, "cluster-listen", "127.0.0.1:9093", "`HOST:PORT` of Raft and internal traffic")
-	fs.StringVar(&v.peers, "peers", "", "initial cluster members `ID@HOST:PORT,...` (default: empty = single node)")
+	fs.StringVar(&v.peers, "peers", "", "every cluster member's cluster address `ID@HOST:PORT,...`, this node included, at most 3 (default: empty = single node)")
 	fs.StringVar(&v.objectStore, "object-store", "",
 		"object store `URL`: file://DIR or s3://BUCKET?endpoint=HOST:PORT&region=R&path-style=true&tls=false (default: file://<data-dir>/objects)")
 	fs.StringVar(&v.metricsListen, "metrics-listen", "127.0.0.1:9094", "`HOST:PORT` of /metrics, /healthz, /readyz (empty = disabled)")
@@ -289,7 +290,7 @@ func (v *flagValues) settings(fileOnly map[string]string, env func(string) strin
 		}
 		*a.dst = a.val
 	}
-	peers, err := parsePeers(v.peers, cfg.NodeID)
+	peers, err := parsePeers(v.peers, cfg.NodeID, cfg.ClusterListen)
 	if err != nil {
 		return s, usagef("--peers %q: %v", v.peers, err)
 	}
@@ -419,9 +420,11 @@ func checkHostPort(a string) error {
 	return nil
 }
 
-// parsePeers parses ID@HOST:PORT,... Until multi-node clusters exist, at
-// most one peer is accepted and it must be this node.
-func parsePeers(s string, self int32) ([]raftgroup.Peer, error) {
+// parsePeers parses ID@HOST:PORT,...: every member of the cluster with its
+// cluster address, this node included (at the address its --cluster-listen
+// binds); every broker of a cluster gets the same list. At most
+// broker.MaxClusterSize members until the leader registry lands.
+func parsePeers(s string, self int32, clusterListen string) ([]raftgroup.Peer, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
@@ -440,17 +443,40 @@ func parsePeers(s string, self int32) ([]raftgroup.Peer, error) {
 		if err := checkHostPort(addr); err != nil {
 			return nil, fmt.Errorf("peer %q: %v", p, err)
 		}
+		id = strconv.FormatInt(n, 10)
 		if ids[id] {
 			return nil, fmt.Errorf("node id %s listed twice", id)
 		}
 		ids[id] = true
-		peers = append(peers, raftgroup.Peer{ID: strconv.FormatInt(n, 10), Address: addr})
+		peers = append(peers, raftgroup.Peer{ID: id, Address: addr})
 	}
-	if len(peers) > 1 {
-		return nil, fmt.Errorf("%d peers: multi-node clusters are not supported yet; run a single node (omit --peers)", len(peers))
+	if len(peers) > broker.MaxClusterSize {
+		return nil, fmt.Errorf("%d peers: clusters of more than %d brokers are not supported yet", len(peers), broker.MaxClusterSize)
 	}
-	if peers[0].ID != strconv.Itoa(int(self)) {
+	selfID := strconv.Itoa(int(self))
+	i := slices.IndexFunc(peers, func(p raftgroup.Peer) bool { return p.ID == selfID })
+	switch {
+	case i < 0 && len(peers) == 1:
 		return nil, fmt.Errorf("the only peer must be this node (--node-id %d)", self)
+	case i < 0:
+		return nil, fmt.Errorf("this node (--node-id %d) is not listed; list every member, this node included", self)
+	case len(peers) > 1 && !sameEndpoint(clusterListen, peers[i].Address):
+		return nil, fmt.Errorf("this node's entry %s@%s does not match --cluster-listen %s", selfID, peers[i].Address, clusterListen)
 	}
 	return peers, nil
+}
+
+// sameEndpoint reports whether a listener bound to listen is reachable at
+// addr: same port, and same host unless the listener binds every address.
+func sameEndpoint(listen, addr string) bool {
+	lh, lp, err1 := net.SplitHostPort(listen)
+	ah, ap, err2 := net.SplitHostPort(addr)
+	if err1 != nil || err2 != nil || lp != ap {
+		return false
+	}
+	if lh == "" || lh == "0.0.0.0" || lh == "::" || lh == ah {
+		return true
+	}
+	lip, aip := net.ParseIP(lh), net.ParseIP(ah)
+	return lip != nil && aip != nil && lip.Equal(aip)
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -165,7 +166,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad cluster listen", []string{"--cluster-listen", "x:y"}, "", "--cluster-listen"},
 		{"bad metrics", []string{"--metrics-listen", "nope"}, "", "--metrics-listen"},
 		{"empty data dir", []string{"--data-dir", ""}, "", "--data-dir"},
-		{"multi node", []string{"--peers", "1@127.0.0.1:9093,2@127.0.0.1:9193"}, "", "multi-node clusters are not supported yet"},
+		{"four nodes", []string{"--peers", "1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293,4@127.0.0.1:9393"}, "", "more than 3 brokers are not supported yet"},
+		{"self not listed", []string{"--peers", "2@127.0.0.1:9193,3@127.0.0.1:9293"}, "", "is not listed"},
+		{"self elsewhere", []string{"--peers", "1@127.0.0.1:9999,2@127.0.0.1:9193"}, "", "does not match --cluster-listen"},
+		{"peer twice", []string{"--peers", "1@127.0.0.1:9093,1@127.0.0.1:9193"}, "", "listed twice"},
 		{"peer not self", []string{"--peers", "2@127.0.0.1:9093"}, "", "must be this node"},
 		{"peer syntax", []string{"--peers", "127.0.0.1:9093"}, "", "want ID@HOST:PORT"},
 		{"peer id", []string{"--peers", "a@127.0.0.1:9093"}, "", "bad node id"},
@@ -319,5 +323,17 @@ func TestGroupFlags(t *testing.T) {
 		if _, err := parseConfig(bad, func(string) string { return "" }); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
+	}
+}
+
+func TestParseConfigThreePeers(t *testing.T) {
+	s, err := parseConfig([]string{"--node-id", "2", "--cluster-listen", "0.0.0.0:9193",
+		"--peers", "3@10.0.0.3:9293, 1@10.0.0.1:9093,2@10.0.0.2:9193"}, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []raftgroup.Peer{{ID: "3", Address: "10.0.0.3:9293"}, {ID: "1", Address: "10.0.0.1:9093"}, {ID: "2", Address: "10.0.0.2:9193"}}
+	if !slices.Equal(s.broker.Peers, want) {
+		t.Errorf("Peers = %+v, want %+v", s.broker.Peers, want)
 	}
 }

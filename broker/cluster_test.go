@@ -1,0 +1,728 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/shoal-io/shoal/internal/raftgroup"
+)
+
+func TestTopology(t *testing.T) {
+	t.Parallel()
+	p := func(id string) raftgroup.Peer { return raftgroup.Peer{ID: id, Address: "h" + id + ":1"} }
+	ids := func(ps []raftgroup.Peer) string {
+		var out []string
+		for _, x := range ps {
+			s := x.ID
+			if x.NonVoter {
+				s += "(nv)"
+			}
+			out = append(out, s)
+		}
+		return strings.Join(out, ",")
+	}
+	for _, tc := range []struct {
+		name   string
+		self   int32
+		peers  []raftgroup.Peer
+		meta   string
+		groups []string
+	}{
+		{"embedded", 1, nil, "", []string{""}},
+		{"one", 7, []raftgroup.Peer{p("7")}, "7", []string{"7"}},
+		{"two", 2, []raftgroup.Peer{p("2"), p("1")}, "1,2", []string{"1,2", "2,1"}},
+		{"three by id", 3, []raftgroup.Peer{p("10"), p("3"), p("9")}, "3,9,10", []string{"3,9,10", "9,10,3", "10,3,9"}},
+		{"four", 1, []raftgroup.Peer{p("1"), p("2"), p("3"), p("4")}, "1,2,3,4(nv)",
+			[]string{"1,2,3", "2,3,4", "3,4,1", "4,1,2"}},
+		{"five", 1, []raftgroup.Peer{p("1"), p("2"), p("3"), p("4"), p("5")}, "1,2,3,4,5",
+			[]string{"1,2,3", "2,3,4", "3,4,5", "4,5,1", "5,1,2"}},
+	} {
+		top := newTopology(tc.self, tc.peers)
+		if got := ids(top.meta); got != tc.meta {
+			t.Errorf("%s: metadata members %q, want %q", tc.name, got, tc.meta)
+		}
+		var groups []string
+		for _, g := range top.groups {
+			groups = append(groups, ids(g))
+		}
+		if !slices.Equal(groups, tc.groups) {
+			t.Errorf("%s: groups %q, want %q", tc.name, groups, tc.groups)
+		}
+		for i := range top.groups {
+			if !top.isLocal(i) && len(tc.peers) <= MaxClusterSize {
+				t.Errorf("%s: group %d not local", tc.name, i)
+			}
+		}
+	}
+	top := newTopology(1, []raftgroup.Peer{p("1"), p("2"), p("3")})
+	if got := top.groupIDs(4); !slices.Equal(got, []uint32{1, 2, 0}) {
+		t.Errorf("groupIDs(4) = %v", got)
+	}
+	if top.maxReplicationFactor() != 3 || newTopology(1, nil).maxReplicationFactor() != 1 {
+		t.Errorf("max replication factor")
+	}
+}
+
+func TestClusterConfigPeers(t *testing.T) {
+	t.Parallel()
+	peers := func(s string) []raftgroup.Peer {
+		var out []raftgroup.Peer
+		for e := range strings.SplitSeq(s, ",") {
+			id, addr, _ := strings.Cut(e, "@")
+			out = append(out, raftgroup.Peer{ID: id, Address: addr})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name, listen, peers string
+		want                string // "" valid, else a substring of the error
+	}{
+		{"three", "127.0.0.1:9093", "1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293", ""},
+		{"any address", "0.0.0.0:9093", "2@10.0.0.2:9093,1@10.0.0.1:9093", ""},
+		{"four", "127.0.0.1:9093", "1@a:9093,2@b:1,3@c:1,4@d:1", "more than 3"},
+		{"not listed", "127.0.0.1:9093", "2@b:1,3@c:1", "not listed"},
+		{"other address", "127.0.0.1:9093", "1@127.0.0.1:9999,2@b:1", "does not match cluster-listen"},
+		{"other host", "127.0.0.1:9093", "1@10.0.0.1:9093,2@b:1", "does not match cluster-listen"},
+		{"twice", "127.0.0.1:9093", "1@127.0.0.1:9093,1@b:1", "listed twice"},
+		{"bad id", "127.0.0.1:9093", "1@127.0.0.1:9093,x@b:1", "bad node id"},
+		{"bad address", "127.0.0.1:9093", "1@127.0.0.1:9093,2@b", "HOST:PORT"},
+	} {
+		c := DefaultConfig()
+		c.ClusterListen, c.Peers = tc.listen, peers(tc.peers)
+		err := c.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// testCluster is an in-process cluster of real brokers on loopback ports.
+type testCluster struct {
+	t       *testing.T
+	brokers []*Broker // by position in peers; nil once stopped
+}
+
+// startCluster starts n brokers (node ids 1..n) that know each other as
+// peers, concurrently (each waits for its groups' leaders), and stops them
+// when the test ends.
+func startCluster(t *testing.T, n int, edit ...func(*Config)) *testCluster {
+	t.Helper()
+	addrs := freeAddrs(t, n)
+	var peers []raftgroup.Peer
+	for i, a := range addrs {
+		peers = append(peers, raftgroup.Peer{ID: strconv.Itoa(i + 1), Address: a})
+	}
+	c := &testCluster{t: t, brokers: make([]*Broker, n)}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		cfg := testConfig(t)
+		cfg.NodeID, cfg.ClusterListen, cfg.Peers = int32(i+1), addrs[i], peers
+		cfg.LeaderBalanceDelay = 300 * time.Millisecond
+		cfg.Groups.InitialRebalanceDelay = -1
+		for _, e := range edit {
+			e(&cfg)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c.brokers[i], errs[i] = Start(ctx, cfg)
+		}()
+	}
+	wg.Wait()
+	t.Cleanup(c.stopAll)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("start broker %d: %v", i+1, err)
+		}
+	}
+	return c
+}
+
+// freeAddrs reserves n loopback addresses for cluster listeners.
+func freeAddrs(t *testing.T, n int) []string {
+	var lns []net.Listener
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return addrs
+}
+
+// stopAll crashes every broker still running (fast: no hand-overs).
+func (c *testCluster) stopAll() {
+	var wg sync.WaitGroup
+	for i, b := range c.brokers {
+		if b == nil {
+			continue
+		}
+		c.brokers[i] = nil
+		wg.Add(1)
+		go func() { defer wg.Done(); crash(b) }()
+	}
+	wg.Wait()
+}
+
+// crash stops b the way a killed process stops: its cluster traffic ends
+// first, connections are cut, nothing is handed over.
+func crash(b *Broker) {
+	b.closeOnce.Do(func() {
+		b.closing.Store(true)
+		b.ready.Store(false)
+		b.mux.Close()
+		b.mu.Lock()
+		b.mu.closed = true
+		conns := make([]*conn, 0, len(b.mu.conns))
+		for c := range b.mu.conns {
+			conns = append(conns, c)
+		}
+		b.mu.Unlock()
+		b.ln.Close()
+		for _, c := range conns {
+			c.abort()
+		}
+		b.wg.Wait()
+		b.closeErr = b.closeParts()
+	})
+}
+
+// running lists the brokers not stopped.
+func (c *testCluster) running() []*Broker {
+	var out []*Broker
+	for _, b := range c.brokers {
+		if b != nil {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// seeds lists the Kafka addresses of the running brokers.
+func (c *testCluster) seeds() []string {
+	var out []string
+	for _, b := range c.running() {
+		out = append(out, b.Addr().String())
+	}
+	return out
+}
+
+// waitBalanced waits until every running broker leads exactly one WAL group.
+func (c *testCluster) waitBalanced(within time.Duration) {
+	c.t.Helper()
+	eventually(c.t, within, func() error {
+		led := map[string]int{}
+		for _, b := range c.running() {
+			for i, g := range b.wals {
+				if g.IsLeader() && b.walReady(uint32(i)) {
+					led[strconv.Itoa(int(b.cfg.NodeID))]++
+				}
+			}
+		}
+		for _, b := range c.running() {
+			if n := led[strconv.Itoa(int(b.cfg.NodeID))]; n != 1 {
+				return fmt.Errorf("groups led per broker: %v", led)
+			}
+		}
+		return nil
+	})
+}
+
+// partitionView is one broker's Metadata answer for a partition.
+type partitionView struct {
+	leader, epoch int32
+	replicas, isr string
+}
+
+// metadataView asks b for topic's partitions over a raw connection.
+func metadataView(t *testing.T, b *Broker, topic string) ([]partitionView, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 12
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp := dialRaw(t, b).do(req).(*kmsg.MetadataResponse)
+	if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 {
+		return nil, fmt.Errorf("broker %d: topic %s not ready: %+v", b.cfg.NodeID, topic, resp.Topics)
+	}
+	if len(resp.Brokers) != 3 {
+		return nil, fmt.Errorf("broker %d lists %d brokers", b.cfg.NodeID, len(resp.Brokers))
+	}
+	var out []partitionView
+	for _, p := range resp.Topics[0].Partitions {
+		if p.ErrorCode != 0 {
+			return nil, fmt.Errorf("broker %d: partition %d: %v", b.cfg.NodeID, p.Partition, kerr.ErrorForCode(p.ErrorCode))
+		}
+		r, isr := slices.Clone(p.Replicas), slices.Clone(p.ISR)
+		slices.Sort(r)
+		slices.Sort(isr)
+		out = append(out, partitionView{p.Leader, p.LeaderEpoch, fmt.Sprint(r), fmt.Sprint(isr)})
+	}
+	return out, nil
+}
+
+// leaderCounts counts the partitions of topic each broker leads, as b sees it.
+func leaderCounts(t *testing.T, b *Broker, topic string) map[int32]int {
+	t.Helper()
+	view, err := metadataView(t, b, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[int32]int{}
+	for _, p := range view {
+		counts[p.leader]++
+	}
+	return counts
+}
+
+// clusterClient is a kgo client seeded with addrs that refreshes metadata
+// quickly (kgo's default minimum age is 5 s).
+func clusterClient(t *testing.T, addrs []string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	opts = append([]kgo.Opt{kgo.SeedBrokers(addrs...), kgo.MetadataMinAge(50 * time.Millisecond),
+		kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }),
+		kgo.RetryTimeout(30 * time.Second)}, opts...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// ackLog records what a producer had acknowledged.
+type ackLog struct {
+	mu      sync.Mutex
+	acked   map[string]ackedAt // value -> where it went
+	errs    []error
+	since   time.Time             // a moment of interest (a kill)
+	firstAt map[int32]time.Time   // per partition, the first ack after since
+	lastAt  map[int32][]time.Time // per partition, the ack times (for gaps)
+}
+
+type ackedAt struct {
+	partition int32
+	offset    int64
+}
+
+func newAckLog() *ackLog {
+	return &ackLog{acked: map[string]ackedAt{}, firstAt: map[int32]time.Time{}, lastAt: map[int32][]time.Time{}}
+}
+
+func (l *ackLog) record(r *kgo.Record, err error) {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.errs = append(l.errs, fmt.Errorf("%s: %w", r.Value, err))
+		return
+	}
+	l.acked[string(r.Value)] = ackedAt{r.Partition, r.Offset}
+	if !l.since.IsZero() && now.After(l.since) {
+		if _, ok := l.firstAt[r.Partition]; !ok {
+			l.firstAt[r.Partition] = now
+		}
+	}
+	l.lastAt[r.Partition] = append(l.lastAt[r.Partition], now)
+}
+
+func (l *ackLog) mark() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.since = time.Now()
+	clear(l.firstAt)
+	return l.since
+}
+
+func (l *ackLog) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.acked)
+}
+
+// maxGap is the longest time between two acks of one partition.
+func (l *ackLog) maxGap() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var gap time.Duration
+	for _, ts := range l.lastAt {
+		for i := 1; i < len(ts); i++ {
+			gap = max(gap, ts[i].Sub(ts[i-1]))
+		}
+	}
+	return gap
+}
+
+// produceLoop writes records round robin over partitions, about 1,000 a
+// second, until ctx ends, then flushes.
+func produceLoop(ctx context.Context, cl *kgo.Client, topic string, partitions int32, log *ackLog) {
+	for i := 0; ctx.Err() == nil; i++ {
+		r := &kgo.Record{Topic: topic, Partition: int32(i) % partitions, Value: []byte("v-" + strconv.Itoa(i))}
+		cl.Produce(context.Background(), r, log.record)
+		if i%10 == 9 {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	fctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl.Flush(fctx)
+}
+
+// verifyTopic reads every partition of topic from the start through
+// addrs and checks: offsets dense from 0 to the end, no value twice, every
+// acknowledged value at its acknowledged offset.
+func verifyTopic(t *testing.T, addrs []string, topic string, partitions int32, log *ackLog) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(clusterClient(t, addrs))
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int32]int64{}
+	var total int64
+	ends.Each(func(o kadm.ListedOffset) {
+		want[o.Partition] = o.Offset
+		total += o.Offset
+	})
+	offs := map[int32]kgo.Offset{}
+	for p := range partitions {
+		offs[p] = kgo.NewOffset().At(0)
+	}
+	cl := clusterClient(t, addrs, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offs}))
+	seen := map[string]ackedAt{}
+	next := map[int32]int64{}
+	for int64(len(seen)) < total {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records: %v", len(seen), total, ctx.Err())
+		}
+		fs.EachError(func(_ string, p int32, err error) { t.Logf("fetch partition %d: %v", p, err) })
+		for _, r := range fs.Records() {
+			if r.Offset != next[r.Partition] {
+				t.Fatalf("partition %d: offset %d after %d: not dense", r.Partition, r.Offset, next[r.Partition]-1)
+			}
+			next[r.Partition]++
+			if prev, dup := seen[string(r.Value)]; dup {
+				t.Fatalf("%s stored twice: %v and %d/%d", r.Value, prev, r.Partition, r.Offset)
+			}
+			seen[string(r.Value)] = ackedAt{r.Partition, r.Offset}
+		}
+	}
+	for p, end := range want {
+		if next[p] != end {
+			t.Errorf("partition %d: read to %d, end offset %d", p, next[p], end)
+		}
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	for v, at := range log.acked {
+		if got, ok := seen[v]; !ok || got != at {
+			t.Errorf("acknowledged %s at %v, read at %v (found %v)", v, at, got, ok)
+		}
+	}
+	t.Logf("verified %d records (%d acknowledged) in %d partitions", len(seen), len(log.acked), partitions)
+}
+
+// TestClusterFailover: a 3-broker cluster agrees on leaders, serves
+// producers and consumers through any broker, coordinates groups on the
+// metadata leader, and keeps every acknowledged record, exactly once with
+// dense offsets, when the broker leading the most partitions dies.
+func TestClusterFailover(t *testing.T) {
+	c := startCluster(t, 3)
+	c.waitBalanced(10 * time.Second)
+	const topic, partitions = "failover", 6
+	adm := kadm.NewClient(clusterClient(t, c.seeds()[:1]))
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if resp, err := adm.CreateTopic(ctx, partitions, 3, nil, topic); err != nil || resp.Err != nil {
+		t.Fatalf("create topic: %v / %v", err, resp.Err)
+	}
+	if _, err := adm.CreateTopic(ctx, 1, 4, nil, "rf4"); !errors.Is(err, kerr.InvalidReplicationFactor) {
+		t.Fatalf("replication factor 4: %v", err)
+	}
+
+	// Every broker reports the same leaders, epochs, replicas and ISR,
+	// spread over the three brokers.
+	eventually(t, 10*time.Second, func() error {
+		var first []partitionView
+		for _, b := range c.running() {
+			view, err := metadataView(t, b, topic)
+			if err != nil {
+				return err
+			}
+			if first == nil {
+				first = view
+				continue
+			}
+			if !slices.Equal(view, first) {
+				return fmt.Errorf("broker %d sees %v, broker 1 %v", b.cfg.NodeID, view, first)
+			}
+		}
+		for _, p := range first {
+			if p.replicas != "[1 2 3]" || p.isr != "[1 2 3]" {
+				return fmt.Errorf("replicas/isr %v", p)
+			}
+		}
+		return nil
+	})
+	counts := leaderCounts(t, c.brokers[0], topic)
+	if len(counts) != 3 {
+		t.Fatalf("partitions led per broker: %v", counts)
+	}
+
+	testClusterGroups(t, c, topic)
+
+	// Sustained writes through broker 2, then the broker leading the most
+	// partitions dies.
+	log := newAckLog()
+	prod := clusterClient(t, c.seeds()[1:2], kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.MaxBufferedRecords(2000))
+	pctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); produceLoop(pctx, prod, topic, partitions, log) }()
+	defer func() { stop(); <-done }()
+	eventually(t, 10*time.Second, func() error {
+		if n := log.count(); n < 1000 {
+			return fmt.Errorf("%d acknowledged", n)
+		}
+		return nil
+	})
+	victim := c.brokers[0]
+	for _, b := range c.brokers {
+		if counts[b.cfg.NodeID] > counts[victim.cfg.NodeID] {
+			victim = b
+		}
+	}
+	var affected []int32
+	view, _ := metadataView(t, victim, topic)
+	for i, p := range view {
+		if p.leader == victim.cfg.NodeID {
+			affected = append(affected, int32(i))
+		}
+	}
+	before := log.count()
+	killedAt := log.mark()
+	crash(victim)
+	c.brokers[victim.cfg.NodeID-1] = nil
+	eventually(t, 15*time.Second, func() error {
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		for p := range int32(partitions) {
+			if _, ok := log.firstAt[p]; !ok {
+				return fmt.Errorf("partition %d: no write acknowledged since the kill", p)
+			}
+		}
+		return nil
+	})
+	log.mu.Lock()
+	var failover time.Duration
+	for _, p := range affected {
+		failover = max(failover, log.firstAt[p].Sub(killedAt))
+	}
+	log.mu.Unlock()
+	t.Logf("killed broker %d (led partitions %v); writes to every partition acknowledged again %v after the kill",
+		victim.cfg.NodeID, affected, failover.Round(time.Millisecond))
+	eventually(t, 10*time.Second, func() error {
+		if n := log.count(); n < before+1000 {
+			return fmt.Errorf("%d acknowledged since the kill", n-before)
+		}
+		return nil
+	})
+	stop()
+	<-done
+	if len(log.errs) > 0 {
+		t.Fatalf("%d produce errors, first: %v", len(log.errs), log.errs[0])
+	}
+	verifyTopic(t, c.seeds(), topic, partitions, log)
+
+	// The survivors lead every partition and drop the dead broker from
+	// the ISR of the partitions they lead; it stays a replica.
+	dead := strconv.Itoa(int(victim.cfg.NodeID))
+	eventually(t, 5*time.Second, func() error {
+		for _, b := range c.running() {
+			view, err := metadataView(t, b, topic)
+			if err != nil {
+				return err
+			}
+			for i, p := range view {
+				switch {
+				case p.leader == victim.cfg.NodeID || p.replicas != "[1 2 3]":
+					return fmt.Errorf("broker %d: partition %d: %+v", b.cfg.NodeID, i, p)
+				case p.leader == b.cfg.NodeID && strings.Contains(p.isr, dead):
+					return fmt.Errorf("broker %d: partition %d: ISR %s", b.cfg.NodeID, i, p.isr)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// testClusterGroups: FindCoordinator names the metadata leader from every
+// broker, the others refuse group APIs with NOT_COORDINATOR, and a kgo
+// consumer group seeded with a follower consumes and commits.
+func testClusterGroups(t *testing.T, c *testCluster, topic string) {
+	t.Helper()
+	var leader *Broker
+	for _, b := range c.running() {
+		if b.meta.IsLeader() {
+			leader = b
+		}
+	}
+	if leader == nil {
+		t.Fatal("no metadata leader")
+	}
+	var follower *Broker
+	for _, b := range c.running() {
+		fc := kmsg.NewPtrFindCoordinatorRequest()
+		fc.Version, fc.CoordinatorKeys = 4, []string{"g1"}
+		resp := dialRaw(t, b).do(fc).(*kmsg.FindCoordinatorResponse)
+		if got := resp.Coordinators[0]; got.ErrorCode != 0 || got.NodeID != leader.cfg.NodeID ||
+			got.Port != leader.advPort {
+			t.Fatalf("broker %d: coordinator %+v, want broker %d", b.cfg.NodeID, got, leader.cfg.NodeID)
+		}
+		if b != leader {
+			follower = b
+		}
+	}
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.Version, join.Group, join.ProtocolType, join.SessionTimeoutMillis = 9, "g1", "consumer", 10000
+	if resp := dialRaw(t, follower).do(join).(*kmsg.JoinGroupResponse); resp.ErrorCode != kerr.NotCoordinator.Code {
+		t.Fatalf("join on a follower: %v", kerr.ErrorForCode(resp.ErrorCode))
+	}
+	of := kmsg.NewPtrOffsetFetchRequest()
+	of.Version = 8
+	of.Groups = []kmsg.OffsetFetchRequestGroup{{Group: "g1"}}
+	if resp := dialRaw(t, follower).do(of).(*kmsg.OffsetFetchResponse); resp.Groups[0].ErrorCode != kerr.NotCoordinator.Code {
+		t.Fatalf("offset fetch on a follower: %v", kerr.ErrorForCode(resp.Groups[0].ErrorCode))
+	}
+
+	// 30 records through the follower, consumed by a group through it.
+	cl := clusterClient(t, []string{follower.Addr().String()})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	for i := range 30 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("g-" + strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
+	cons := clusterClient(t, []string{follower.Addr().String()}, kgo.ConsumerGroup("g1"), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+	got := 0
+	for got < 30 {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("group consumed %d of 30: %v", got, ctx.Err())
+		}
+		got += len(fs.Records())
+	}
+	if err := cons.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	adm := kadm.NewClient(clusterClient(t, []string{follower.Addr().String()}))
+	offs, err := adm.FetchOffsets(ctx, "g1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var committed int64
+	offs.Each(func(o kadm.OffsetResponse) { committed += o.At })
+	if committed != 30 {
+		t.Fatalf("committed offsets sum to %d, want 30", committed)
+	}
+	cons.Close()
+}
+
+// TestClusterGracefulClose: Close hands the closing broker's groups over
+// first, so a producer running through it sees retriable errors only and
+// the survivors have leaders as soon as Close returns.
+func TestClusterGracefulClose(t *testing.T) {
+	c := startCluster(t, 3)
+	c.waitBalanced(10 * time.Second)
+	const topic, partitions = "graceful", 3
+	adm := kadm.NewClient(clusterClient(t, c.seeds()))
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if resp, err := adm.CreateTopic(ctx, partitions, -1, nil, topic); err != nil || resp.Err != nil {
+		t.Fatalf("create topic: %v / %v", err, resp.Err)
+	}
+	log := newAckLog()
+	prod := clusterClient(t, c.seeds(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	pctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); produceLoop(pctx, prod, topic, partitions, log) }()
+	defer func() { stop(); <-done }()
+	eventually(t, 10*time.Second, func() error {
+		if n := log.count(); n < 500 {
+			return fmt.Errorf("%d acknowledged", n)
+		}
+		return nil
+	})
+
+	// Close the metadata leader: it leads a WAL group and the metadata group.
+	var closing *Broker
+	for _, b := range c.running() {
+		if b.meta.IsLeader() {
+			closing = b
+		}
+	}
+	start := time.Now()
+	if err := closing.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	took := time.Since(start)
+	c.brokers[closing.cfg.NodeID-1] = nil
+	closedID := strconv.Itoa(int(closing.cfg.NodeID))
+	// The survivors know the new leaders at once: sooner than a follower
+	// would even suspect a dead leader (500 ms).
+	eventually(t, 250*time.Millisecond, func() error {
+		for _, b := range c.running() {
+			for i, g := range b.wals {
+				if l := g.Leader(); l == "" || l == closedID {
+					return fmt.Errorf("broker %d: wal group %d has leader %q after the close", b.cfg.NodeID, i, l)
+				}
+			}
+		}
+		return nil
+	})
+	before := log.count()
+	eventually(t, 10*time.Second, func() error {
+		if n := log.count(); n < before+500 {
+			return fmt.Errorf("%d acknowledged since the close", n-before)
+		}
+		return nil
+	})
+	stop()
+	<-done
+	t.Logf("graceful close of broker %s took %v; longest gap between acks of a partition %v",
+		closedID, took.Round(time.Millisecond), log.maxGap().Round(time.Millisecond))
+	if len(log.errs) > 0 {
+		t.Fatalf("%d produce errors, first: %v", len(log.errs), log.errs[0])
+	}
+	verifyTopic(t, c.seeds(), topic, partitions, log)
+}
