@@ -130,3 +130,35 @@ func TestMuxRefusesBadPreambleAndUnknownGroup(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestClosingATransportClosesItsInboundConnections: raft's transport does
+// not close accepted connections itself; the stream layer does, so a
+// closed group leaves no connection (or handler goroutine) behind.
+func TestClosingATransportClosesItsInboundConnections(t *testing.T) {
+	m, err := Listen("127.0.0.1:0", quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tr, err := m.Transport("g", quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", m.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(append([]byte(preambleMagic+"\x01"), 'g')); err != nil {
+		t.Fatal(err)
+	}
+	// Accepted or still queued for the transport: either way the layer
+	// tracks the connection and closes it.
+	if err := tr.(interface{ Close() error }).Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("inbound connection still open after the transport closed: %v", err)
+	}
+}

@@ -139,13 +139,17 @@ func (m *Mux) route(c net.Conn) {
 		c.Close()
 		return
 	}
-	conn := &bufferedConn{Conn: c, r: br}
+	conn := &bufferedConn{Conn: c, r: br, layer: l}
+	if !l.track(conn) {
+		c.Close()
+		return
+	}
 	select {
 	case l.conns <- conn:
 	case <-l.done:
-		c.Close()
+		conn.Close()
 	case <-time.After(preambleTimeout):
-		c.Close()
+		conn.Close()
 	}
 }
 
@@ -171,13 +175,22 @@ func readPreamble(c net.Conn) (string, *bufio.Reader, error) {
 	return string(name), br, nil
 }
 
-// bufferedConn keeps the bytes the preamble reader buffered past the preamble.
+// bufferedConn keeps the bytes the preamble reader buffered past the
+// preamble, and leaves its layer's set of open connections on Close.
 type bufferedConn struct {
 	net.Conn
-	r *bufio.Reader
+	r     *bufio.Reader
+	layer *streamLayer
+	once  sync.Once
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// Close closes the connection and forgets it.
+func (c *bufferedConn) Close() error {
+	c.once.Do(func() { c.layer.untrack(c) })
+	return c.Conn.Close()
+}
 
 // streamLayer is one group's raft.StreamLayer on the shared listener.
 type streamLayer struct {
@@ -186,9 +199,49 @@ type streamLayer struct {
 	conns chan net.Conn
 	done  chan struct{}
 	once  sync.Once
+
+	// open holds the accepted connections: raft's NetworkTransport does not
+	// close inbound connections on Close, so the layer does, and their
+	// handler goroutines end with the group.
+	mu   sync.Mutex
+	open map[*bufferedConn]struct{}
 }
 
-func (l *streamLayer) shut() { l.once.Do(func() { close(l.done) }) }
+// shut stops accepting and closes every accepted connection.
+func (l *streamLayer) shut() {
+	l.once.Do(func() {
+		close(l.done)
+		l.mu.Lock()
+		open := l.open
+		l.open = nil
+		l.mu.Unlock()
+		for c := range open {
+			c.Conn.Close()
+		}
+	})
+}
+
+// track records an accepted connection; false once the layer is shut.
+func (l *streamLayer) track(c *bufferedConn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-l.done:
+		return false
+	default:
+	}
+	if l.open == nil {
+		l.open = make(map[*bufferedConn]struct{})
+	}
+	l.open[c] = struct{}{}
+	return true
+}
+
+func (l *streamLayer) untrack(c *bufferedConn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.open, c)
+}
 
 // Accept returns the next connection addressed to this group.
 func (l *streamLayer) Accept() (net.Conn, error) {
