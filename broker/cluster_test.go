@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/shoal-io/shoal/internal/raftgroup"
+	"github.com/shoal-io/shoal/protocol/prototest"
 )
 
 func TestTopology(t *testing.T) {
@@ -498,6 +499,7 @@ func TestClusterFailover(t *testing.T) {
 	}
 
 	testClusterGroups(t, c, topic)
+	testLeaderHints(t, c, topic)
 
 	// Sustained writes through broker 2, then the broker leading the most
 	// partitions dies.
@@ -656,6 +658,66 @@ func testClusterGroups(t *testing.T, c *testCluster, topic string) {
 		t.Fatalf("committed offsets sum to %d, want 30", committed)
 	}
 	cons.Close()
+}
+
+// testLeaderHints: Produce and Fetch on a broker that does not lead the
+// partition get NOT_LEADER_OR_FOLLOWER with the leader, its epoch and its
+// address (KIP-951).
+func testLeaderHints(t *testing.T, c *testCluster, topic string) {
+	t.Helper()
+	view, err := metadataView(t, c.brokers[0], topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b *Broker
+	var part int32 = -1
+	for i, p := range view {
+		if p.leader != c.brokers[0].cfg.NodeID {
+			b, part = c.brokers[0], int32(i)
+			break
+		}
+	}
+	want := view[part]
+	leader := c.brokers[want.leader-1]
+	checkBroker := func(api string, id int32, host string, port int32) {
+		if id != want.leader || host != leader.advHost || port != leader.advPort {
+			t.Errorf("%s: node endpoint %d %s:%d, want broker %d at %s:%d", api, id, host, port, want.leader, leader.advHost, leader.advPort)
+		}
+	}
+
+	pr := kmsg.NewPtrProduceRequest()
+	pr.Version, pr.Acks, pr.TimeoutMillis = 11, -1, 5000
+	pt := kmsg.NewProduceRequestTopic()
+	pt.Topic = topic
+	pp := kmsg.NewProduceRequestTopicPartition()
+	pp.Partition, pp.Records = part, prototest.Batch(prototest.Values("hint"))
+	pt.Partitions = append(pt.Partitions, pp)
+	pr.Topics = append(pr.Topics, pt)
+	presp := dialRaw(t, b).do(pr).(*kmsg.ProduceResponse)
+	got := presp.Topics[0].Partitions[0]
+	if got.ErrorCode != kerr.NotLeaderForPartition.Code || got.CurrentLeader.LeaderID != want.leader ||
+		got.CurrentLeader.LeaderEpoch != want.epoch || len(presp.Brokers) != 1 {
+		t.Fatalf("produce to a follower: %v, current leader %+v, brokers %+v (want %d epoch %d)",
+			kerr.ErrorForCode(got.ErrorCode), got.CurrentLeader, presp.Brokers, want.leader, want.epoch)
+	}
+	checkBroker("produce", presp.Brokers[0].NodeID, presp.Brokers[0].Host, presp.Brokers[0].Port)
+
+	fr := kmsg.NewPtrFetchRequest()
+	fr.Version, fr.MaxBytes, fr.ReplicaID = 16, 1<<20, -1
+	ft := kmsg.NewFetchRequestTopic()
+	ft.TopicID = b.meta.Image().Topics[topic].ID // v13+: topics by id
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition, fp.PartitionMaxBytes = part, 1<<20
+	ft.Partitions = append(ft.Partitions, fp)
+	fr.Topics = append(fr.Topics, ft)
+	fresp := dialRaw(t, b).do(fr).(*kmsg.FetchResponse)
+	fgot := fresp.Topics[0].Partitions[0]
+	if fgot.ErrorCode != kerr.NotLeaderForPartition.Code || fgot.CurrentLeader.LeaderID != want.leader ||
+		fgot.CurrentLeader.LeaderEpoch != want.epoch || len(fresp.Brokers) != 1 {
+		t.Fatalf("fetch from a follower: %v, current leader %+v, brokers %+v",
+			kerr.ErrorForCode(fgot.ErrorCode), fgot.CurrentLeader, fresp.Brokers)
+	}
+	checkBroker("fetch", fresp.Brokers[0].NodeID, fresp.Brokers[0].Host, fresp.Brokers[0].Port)
 }
 
 // TestClusterGracefulClose: Close hands the closing broker's groups over
