@@ -263,13 +263,13 @@ func (b *Broker) transferLeadership(timeout time.Duration) {
 				"took", time.Since(start), "still_leader", ws.g.IsLeader())
 		}()
 	}
-	if t, ok := any(b.meta).(leadershipTransferrer); ok && b.meta.IsLeader() {
+	if b.meta.IsLeader() && len(b.topo.members) > 1 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			ctx, cancel := context.WithDeadline(context.Background(), deadline)
 			defer cancel()
-			if err := t.TransferLeadership(ctx); err != nil {
+			if err := b.meta.TransferLeadership(ctx); err != nil {
 				b.logger.Info("metadata leadership not handed over", "err", err)
 			}
 		}()
@@ -294,12 +294,6 @@ func (b *Broker) leaveGroups() {
 			b.logger.Warn("wal group close failed", "group", i, "err", err)
 		}
 	}
-}
-
-// leadershipTransferrer is what the metadata store offers to hand its
-// group to another voter.
-type leadershipTransferrer interface {
-	TransferLeadership(ctx context.Context) error
 }
 
 // walReady reports whether WAL group id is led by this broker and ready.

@@ -72,7 +72,7 @@ func TestCLIUsageErrors(t *testing.T) {
 		{"bad address", []string{"--listen", "nowhere"}, []string{"--listen"}},
 		{"bad size", []string{"--max-request-size", "huge"}, []string{"max-request-size"}},
 		{"bad object store", []string{"--object-store", "ftp://x"}, []string{"--object-store"}},
-		{"two peers", []string{"--peers", "1@127.0.0.1:9093,2@127.0.0.1:9193"}, []string{"not supported yet"}},
+		{"four peers", []string{"--peers", "1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293,4@127.0.0.1:9393"}, []string{"not supported yet"}},
 		{"missing config", []string{"--config", filepath.Join(dir, "none.yaml")}, []string{"config file"}},
 	}
 	for _, tc := range tests {

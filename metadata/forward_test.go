@@ -533,3 +533,28 @@ func TestResultCodes(t *testing.T) {
 		t.Errorf("bad value: %v", err)
 	}
 }
+
+// TestTransferLeadership: the leader hands the group to another voter and
+// returns once that voter leads; a follower's call is a no-op.
+func TestTransferLeadership(t *testing.T) {
+	c := newTestCluster(t, 3, 0)
+	defer c.close()
+	old := c.leader(t)
+	for _, f := range c.others(old) {
+		if err := f.TransferLeadership(t.Context()); err != nil {
+			t.Fatalf("follower: %v", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := old.TransferLeadership(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if old.IsLeader() || old.LeaderID() == "" || old.LeaderID() == old.cfg.NodeID {
+		t.Fatalf("after the transfer: leader %q, old leader %q still leads: %v", old.LeaderID(), old.cfg.NodeID, old.IsLeader())
+	}
+	// Writes still work, through the new leader.
+	if _, err := old.CreateTopic(t.Context(), TopicSpec{Name: "after-transfer", Partitions: 1, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -200,6 +200,31 @@ func (s *Store) Changed() <-chan struct{} { return s.fsm.changed() }
 // IsLeader reports whether this node leads the metadata group.
 func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
 
+// TransferLeadership hands the metadata group to another voter when this
+// node leads it (a graceful shutdown) and returns once another leader is
+// known, or when ctx ends. A node that does not lead returns at once.
+func (s *Store) TransferLeadership(ctx context.Context) error {
+	if !s.IsLeader() {
+		return nil
+	}
+	self := string(s.cfg.NodeID)
+	if err := s.raft.LeadershipTransfer().Error(); err != nil {
+		return fmt.Errorf("metadata: leadership transfer: %w", err)
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if id := s.LeaderID(); id != "" && id != self {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("metadata: waiting for the new leader: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
 // LeaderID returns the node id of the group's current leader, or "" while
 // there is none.
 func (s *Store) LeaderID() string {
