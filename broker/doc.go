@@ -32,11 +32,14 @@
 //   - Every topic or partition failure is a Kafka error code in the
 //     response; the codes come from errcode.go, which maps the sentinel
 //     errors of wal, metadata, protocol and s3stream.
-//   - Close stops accepting, lets in-flight requests finish (long polls
-//     answer at once), then closes connections, the WAL, the metadata store
-//     and the cluster listener; no goroutine outlives it.
+//   - Close (in a cluster) first hands every WAL group and the metadata
+//     group this broker leads to another voter, then stops accepting, lets
+//     in-flight requests finish (long polls answer at once), then closes
+//     connections, the WAL, the metadata store and the cluster listener; no
+//     goroutine outlives it.
 //
 // Goroutines: the accept loop; per connection the reader (serve), the
 // writer and one goroutine per running request (at most 64); the health
-// HTTP server. All are owned by the Broker and waited for in Close.
+// HTTP server; uploaders, storage tasks and WAL leadership watchers (see
+// docs/concurrency.md). All are owned by the Broker and waited for in Close.
 package broker
