@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shoal-io/shoal/metadata"
+	"github.com/shoal-io/shoal/protocol"
 )
 
 // CompactionMetadata is the metadata the compactor reads and swaps objects
@@ -468,35 +469,9 @@ func (c *Compactor) fetch(ctx context.Context, o *metadata.Object) (*fetched, er
 // appendRange appends the batches of stream in [start, end) of the fetched
 // object to w, leaving out batches that end below logStart.
 func appendRange(w *ObjectWriter, f *fetched, stream uint64, start, end, logStart int64) error {
-	i, ok := f.ix.Find(stream, start)
-	if !ok {
-		return fmt.Errorf("stream %d offset %d not in the object's index: %w", stream, start, ErrCorruptObject)
-	}
-	for ; i < len(f.ix.Blocks); i++ {
-		bi := f.ix.Blocks[i]
-		if bi.Stream != stream || bi.StartOffset >= end {
-			return nil
-		}
-		raw, err := DecodeBlock(f.data[bi.Position:bi.Position+bi.StoredSize], bi)
-		if err != nil {
-			return err
-		}
-		for pos := 0; pos < len(raw); {
-			h, size, err := batchFrame(raw[pos:])
-			if err != nil {
-				return err
-			}
-			b := raw[pos : pos+size]
-			pos += size
-			if h.LastOffset() < logStart || h.LastOffset() < start || h.BaseOffset >= end {
-				continue
-			}
-			if err := w.Append(stream, b); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return eachRangeBatch(f, stream, start, end, logStart, func(b []byte, _ protocol.BatchHeader) error {
+		return w.Append(stream, b)
+	})
 }
 
 // segment is a live range of one input.

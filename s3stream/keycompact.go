@@ -274,8 +274,7 @@ func (c *Compactor) compactKeys(ctx context.Context, j *job) ([]metadata.Object,
 }
 
 // eachRangeBatch calls fn for every batch of stream in [start, end) of the
-// fetched object, leaving out batches that end below logStart (as
-// appendRange does).
+// fetched object, leaving out batches that end below logStart.
 func eachRangeBatch(f *fetched, stream uint64, start, end, logStart int64, fn func([]byte, protocol.BatchHeader) error) error {
 	i, ok := f.ix.Find(stream, start)
 	if !ok {
