@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -290,7 +289,7 @@ func (v *flagValues) settings(fileOnly map[string]string, env func(string) strin
 		}
 		*a.dst = a.val
 	}
-	peers, err := parsePeers(v.peers, cfg.NodeID, cfg.ClusterListen)
+	peers, err := parsePeers(v.peers)
 	if err != nil {
 		return s, usagef("--peers %q: %v", v.peers, err)
 	}
@@ -424,12 +423,11 @@ func checkHostPort(a string) error {
 // cluster address, this node included (at the address its --cluster-listen
 // binds); every broker of a cluster gets the same list. At most
 // broker.MaxClusterSize members until the leader registry lands.
-func parsePeers(s string, self int32, clusterListen string) ([]raftgroup.Peer, error) {
+func parsePeers(s string) ([]raftgroup.Peer, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
 	var peers []raftgroup.Peer
-	ids := map[string]bool{}
 	for p := range strings.SplitSeq(s, ",") {
 		p = strings.TrimSpace(p)
 		id, addr, ok := strings.Cut(p, "@")
@@ -440,43 +438,9 @@ func parsePeers(s string, self int32, clusterListen string) ([]raftgroup.Peer, e
 		if err != nil || n < 0 {
 			return nil, fmt.Errorf("peer %q: bad node id %q", p, id)
 		}
-		if err := checkHostPort(addr); err != nil {
-			return nil, fmt.Errorf("peer %q: %v", p, err)
-		}
-		id = strconv.FormatInt(n, 10)
-		if ids[id] {
-			return nil, fmt.Errorf("node id %s listed twice", id)
-		}
-		ids[id] = true
-		peers = append(peers, raftgroup.Peer{ID: id, Address: addr})
+		peers = append(peers, raftgroup.Peer{ID: strconv.FormatInt(n, 10), Address: addr})
 	}
-	if len(peers) > broker.MaxClusterSize {
-		return nil, fmt.Errorf("%d peers: clusters of more than %d brokers are not supported yet", len(peers), broker.MaxClusterSize)
-	}
-	selfID := strconv.Itoa(int(self))
-	i := slices.IndexFunc(peers, func(p raftgroup.Peer) bool { return p.ID == selfID })
-	switch {
-	case i < 0 && len(peers) == 1:
-		return nil, fmt.Errorf("the only peer must be this node (--node-id %d)", self)
-	case i < 0:
-		return nil, fmt.Errorf("this node (--node-id %d) is not listed; list every member, this node included", self)
-	case len(peers) > 1 && !sameEndpoint(clusterListen, peers[i].Address):
-		return nil, fmt.Errorf("this node's entry %s@%s does not match --cluster-listen %s", selfID, peers[i].Address, clusterListen)
-	}
+	// broker.Config.Validate checks the list as a whole: this node listed
+	// and matching --cluster-listen, unique ids, addresses, cluster size.
 	return peers, nil
-}
-
-// sameEndpoint reports whether a listener bound to listen is reachable at
-// addr: same port, and same host unless the listener binds every address.
-func sameEndpoint(listen, addr string) bool {
-	lh, lp, err1 := net.SplitHostPort(listen)
-	ah, ap, err2 := net.SplitHostPort(addr)
-	if err1 != nil || err2 != nil || lp != ap {
-		return false
-	}
-	if lh == "" || lh == "0.0.0.0" || lh == "::" || lh == ah {
-		return true
-	}
-	lip, aip := net.ParseIP(lh), net.ParseIP(ah)
-	return lip != nil && aip != nil && lip.Equal(aip)
 }

@@ -168,7 +168,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"empty data dir", []string{"--data-dir", ""}, "", "--data-dir"},
 		{"four nodes", []string{"--peers", "1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293,4@127.0.0.1:9393"}, "", "more than 3 brokers are not supported yet"},
 		{"self not listed", []string{"--peers", "2@127.0.0.1:9193,3@127.0.0.1:9293"}, "", "is not listed"},
-		{"self elsewhere", []string{"--peers", "1@127.0.0.1:9999,2@127.0.0.1:9193"}, "", "does not match --cluster-listen"},
+		{"self elsewhere", []string{"--peers", "1@127.0.0.1:9999,2@127.0.0.1:9193"}, "", "does not match cluster-listen"},
 		{"peer twice", []string{"--peers", "1@127.0.0.1:9093,1@127.0.0.1:9193"}, "", "listed twice"},
 		{"peer not self", []string{"--peers", "2@127.0.0.1:9093"}, "", "must be this node"},
 		{"peer syntax", []string{"--peers", "127.0.0.1:9093"}, "", "want ID@HOST:PORT"},
