@@ -47,6 +47,11 @@ func TestClusterNodeLoss(t *testing.T) {
 	load := startClusterLoad(t, c, topic, loadOpts{producers: 2, burst: 4, ledgers: []*ledger{tail, lagging}})
 	load.waitAcked(t, 5_000, 60*time.Second)
 
+	// Steady state first: bytes between all three brokers per value byte
+	// acknowledged (each write goes to two followers).
+	steady0, steadyBytes0 := sampleBrokerTraffic(t, c.Brokers...), load.ackedBytes()
+	load.waitAcked(t, load.count()+2_000, 30*time.Second)
+	steady, steadyBytes := sampleBrokerTraffic(t, c.Brokers...).since(steady0), load.ackedBytes()-steadyBytes0
 	victim, led := c.BusiestLeader(t, topic)
 	var survivors []*Broker
 	for _, b := range c.Brokers {
@@ -54,11 +59,6 @@ func TestClusterNodeLoss(t *testing.T) {
 			survivors = append(survivors, b)
 		}
 	}
-	// Steady state first: bytes between all three brokers per value byte
-	// acknowledged (each write goes to two followers).
-	steady0, steadyBytes0 := sampleBrokerTraffic(t, c.Brokers...), load.ackedBytes()
-	load.waitAcked(t, load.count()+2_000, 30*time.Second)
-	steady, steadyBytes := sampleBrokerTraffic(t, c.Brokers...).since(steady0), load.ackedBytes()-steadyBytes0
 	trafficBefore := sampleBrokerTraffic(t, survivors...)
 	bytesBefore := load.ackedBytes()
 	victim.Kill()
