@@ -14,11 +14,15 @@
 //	b.Stop()                          // SIGTERM, asserts exit status 0
 //
 // Object-storage tests start a real MinIO (s3test.StartMinIO) and point
-// shoald at it (WithMinIO).
+// shoald at it (WithMinIO). Cluster tests start several shoald processes
+// with the same --peers (StartCluster in cluster.go): kill -9, SIGSTOP and
+// SIGCONT, rolling and full restarts.
 //
 // Nothing imports this package. Benchmarks (run by make bench):
 // BenchmarkProduceConsume reports produce throughput and latencies
 // (SHOAL_BENCH_SECONDS sets the length of each phase); BenchmarkObjectStorage
 // reports PUTs per GiB ingested, catch-up MB/s from object storage against
-// raw GETs, GETs per GiB replayed and LISTs (SHOAL_BENCH_GIB sets the data size).
+// raw GETs, GETs per GiB replayed and LISTs (SHOAL_BENCH_GIB sets the data size);
+// BenchmarkCluster reports the same produce figures for 3 brokers and the
+// failover time after a kill -9.
 package integration
