@@ -35,17 +35,14 @@ func (b *Broker) handleAlterConfigs(ctx context.Context, r *request) (kmsg.Respo
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
 	ctx, cancel := adminTimeout(ctx, 30_000)
 	defer cancel()
-	seen := make(map[resourceKey]int, len(req.Resources))
-	for _, rr := range req.Resources {
-		seen[resourceKey{rr.ResourceType, rr.ResourceName}]++
-	}
+	repeated := repeatedResources(req.Resources, func(rr kmsg.AlterConfigsRequestResource) resourceKey {
+		return resourceKey{rr.ResourceType, rr.ResourceName}
+	})
 	for _, rr := range req.Resources {
 		sr := kmsg.NewAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
-		var err error
-		if seen[resourceKey{rr.ResourceType, rr.ResourceName}] > 1 {
-			err = fmt.Errorf("%w: resource %s appears more than once", errInvalidRequest, rr.ResourceName)
-		} else {
+		err := repeated(rr)
+		if err == nil {
 			err = b.alterConfigs(ctx, rr, req.ValidateOnly)
 		}
 		if err != nil {
@@ -62,18 +59,8 @@ func (b *Broker) alterConfigs(ctx context.Context, rr kmsg.AlterConfigsRequestRe
 	for i, c := range rr.Configs {
 		names[i] = c.Name
 	}
-	if err := duplicateNames(names); err != nil {
-		return err
-	}
-	switch rr.ResourceType {
-	case kmsg.ConfigResourceTypeBroker:
-		return b.refuseBrokerConfigs(rr.ResourceName, names)
-	case kmsg.ConfigResourceTypeTopic:
-	default:
-		return fmt.Errorf("%w: unsupported resource type %d", errInvalidRequest, rr.ResourceType)
-	}
-	t, err := configTopic(b.meta.Image(), rr.ResourceName)
-	if err != nil {
+	t, err := b.resourceTarget(rr.ResourceType, rr.ResourceName, names)
+	if t == nil || err != nil {
 		return err
 	}
 	ch := topicConfigChange{set: make(map[string]string, len(rr.Configs))}

@@ -40,17 +40,14 @@ func (b *Broker) handleIncrementalAlterConfigs(ctx context.Context, r *request) 
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	ctx, cancel := adminTimeout(ctx, 30_000)
 	defer cancel()
-	seen := make(map[resourceKey]int, len(req.Resources))
-	for _, rr := range req.Resources {
-		seen[resourceKey{rr.ResourceType, rr.ResourceName}]++
-	}
+	repeated := repeatedResources(req.Resources, func(rr kmsg.IncrementalAlterConfigsRequestResource) resourceKey {
+		return resourceKey{rr.ResourceType, rr.ResourceName}
+	})
 	for _, rr := range req.Resources {
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
-		var err error
-		if seen[resourceKey{rr.ResourceType, rr.ResourceName}] > 1 {
-			err = fmt.Errorf("%w: resource %s appears more than once", errInvalidRequest, rr.ResourceName)
-		} else {
+		err := repeated(rr)
+		if err == nil {
 			err = b.incrementalAlterConfigs(ctx, rr, req.ValidateOnly)
 		}
 		if err != nil {
@@ -67,9 +64,6 @@ func (b *Broker) incrementalAlterConfigs(ctx context.Context, rr kmsg.Incrementa
 	for i, c := range rr.Configs {
 		names[i] = c.Name
 	}
-	if err := duplicateNames(names); err != nil {
-		return err
-	}
 	for _, c := range rr.Configs {
 		if c.Op < kmsg.IncrementalAlterConfigOpSet || c.Op > kmsg.IncrementalAlterConfigOpSubtract {
 			return fmt.Errorf("%w: config %s: unknown operation %d", errInvalidRequest, c.Name, c.Op)
@@ -78,15 +72,8 @@ func (b *Broker) incrementalAlterConfigs(ctx context.Context, rr kmsg.Incrementa
 			return fmt.Errorf("%w: config %s: null value for %s", errInvalidRequest, c.Name, c.Op)
 		}
 	}
-	switch rr.ResourceType {
-	case kmsg.ConfigResourceTypeBroker:
-		return b.refuseBrokerConfigs(rr.ResourceName, names)
-	case kmsg.ConfigResourceTypeTopic:
-	default:
-		return fmt.Errorf("%w: unsupported resource type %d", errInvalidRequest, rr.ResourceType)
-	}
-	t, err := configTopic(b.meta.Image(), rr.ResourceName)
-	if err != nil {
+	t, err := b.resourceTarget(rr.ResourceType, rr.ResourceName, names)
+	if t == nil || err != nil {
 		return err
 	}
 	ch := topicConfigChange{set: map[string]string{}}

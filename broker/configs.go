@@ -337,6 +337,38 @@ type resourceKey struct {
 	name string
 }
 
+// repeatedResources returns a check, for AlterConfigs and
+// IncrementalAlterConfigs, that refuses every occurrence of a resource
+// named more than once in the request (INVALID_REQUEST, as Kafka).
+func repeatedResources[R any](rs []R, key func(R) resourceKey) func(R) error {
+	seen := make(map[resourceKey]int, len(rs))
+	for _, r := range rs {
+		seen[key(r)]++
+	}
+	return func(r R) error {
+		if k := key(r); seen[k] > 1 {
+			return fmt.Errorf("%w: resource %s appears more than once", errInvalidRequest, k.name)
+		}
+		return nil
+	}
+}
+
+// resourceTarget checks a config change's resource type and names: broker
+// configs are read-only, only topics change. It returns the topic.
+func (b *Broker) resourceTarget(typ kmsg.ConfigResourceType, name string, names []string) (*metadata.Topic, error) {
+	if err := duplicateNames(names); err != nil {
+		return nil, err
+	}
+	switch typ {
+	case kmsg.ConfigResourceTypeBroker:
+		return nil, b.refuseBrokerConfigs(name, names)
+	case kmsg.ConfigResourceTypeTopic:
+		return configTopic(b.meta.Image(), name)
+	default:
+		return nil, fmt.Errorf("%w: unsupported resource type %d", errInvalidRequest, typ)
+	}
+}
+
 // adminTimeout bounds an admin request's commit wait: its TimeoutMillis,
 // at least 1 s and at most 60 s.
 func adminTimeout(ctx context.Context, millis int32) (context.Context, context.CancelFunc) {
