@@ -28,9 +28,11 @@ func TestObjectStorageRoundTrip(t *testing.T) {
 		total      = 300_000_000
 		recordSize = 16 << 10
 		walBudget  = 64 << 20
-		// walBound is what the WAL directory may reach: the upload budget,
-		// the entries in flight past it, the Raft log's free pages and
-		// snapshots (about 105 MiB measured).
+		// walBound is what the WAL directory of a single broker may reach
+		// (docs/configuration.md, --wal-max-pending-bytes): the Raft log
+		// with the entries in flight past the budget and bolt's free pages
+		// (about 105 MiB measured). Its snapshots hold no batch bytes (only
+		// replicated groups' do).
 		walBound = 2 * walBudget
 	)
 	m := s3test.StartMinIO(t)

@@ -44,6 +44,9 @@ type fsm struct {
 	logMu sync.RWMutex
 	// trimmed wakes the Group's log compactor after a trim is applied.
 	trimmed chan struct{}
+	// replicated: the group has other voters, so snapshots carry the
+	// batch bytes (see snapshotState.WithData).
+	replicated atomic.Bool
 
 	mu struct {
 		sync.RWMutex
@@ -188,6 +191,10 @@ func (f *fsm) changed() <-chan struct{} {
 type snapshotState struct {
 	Version int
 	Streams []*stream
+	// WithData says the batch bytes follow the index. A group with one
+	// voter leaves them out: nobody can install its snapshots, and its own
+	// log keeps every entry the index needs.
+	WithData bool
 
 	data [][][]byte // per stream, per batch: cached bytes at Snapshot time (nil: read from the log)
 	fsm  *fsm
@@ -203,7 +210,7 @@ const snapshotVersion = 2
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	st := &snapshotState{Version: snapshotVersion, fsm: f}
+	st := &snapshotState{Version: snapshotVersion, fsm: f, WithData: f.replicated.Load()}
 	for _, s := range f.mu.streams {
 		c := &stream{ID: s.ID, Start: s.Start, Next: s.Next, MaxTSIdx: s.MaxTSIdx, Epochs: slices.Clone(s.Epochs),
 			Batches: make([]batchRef, len(s.Batches)), Producers: make(map[int64]*producerState, len(s.Producers))}
@@ -231,6 +238,9 @@ func (st *snapshotState) Persist(sink raft.SnapshotSink) error {
 	enc := gob.NewEncoder(sink)
 	if err := enc.Encode(st); err != nil {
 		return fail(err)
+	}
+	if !st.WithData {
+		return sink.Close()
 	}
 	st.fsm.logMu.RLock()
 	defer st.fsm.logMu.RUnlock()
@@ -279,8 +289,8 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		}
 		for i := range s.Batches {
 			pending += int64(s.Batches[i].Size)
-			if st.Version < 2 {
-				continue // version 1: the bytes are in the log
+			if st.Version < 2 || !st.WithData {
+				continue // the bytes are in this replica's log
 			}
 			var b []byte
 			if err := dec.Decode(&b); err != nil {

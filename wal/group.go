@@ -97,6 +97,7 @@ type inflightEntry struct {
 func Open(ctx context.Context, cfg Config) (*Group, error) {
 	cfg.applyDefaults()
 	cfg.Raft.KeepAllLogs = true
+	cfg.Raft.SnapshotRetain = 1 // snapshots hold the pending data: keep one
 	g := &Group{
 		cfg:      cfg,
 		logger:   cfg.Raft.Logger.With("wal", cfg.Raft.Name),
@@ -106,6 +107,7 @@ func Open(ctx context.Context, cfg Config) (*Group, error) {
 		inflight: make(chan inflightEntry, cfg.MaxInFlight),
 		closing:  make(chan struct{}),
 	}
+	g.fsm.replicated.Store(len(cfg.Raft.Peers) > 1)
 	rg, err := raftgroup.Open(cfg.Raft, g.fsm)
 	if err != nil {
 		return nil, fmt.Errorf("wal: open group %s: %w", cfg.Raft.Name, err)

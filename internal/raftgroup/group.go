@@ -41,6 +41,9 @@ type Config struct {
 	KeepAllLogs bool
 	// SnapshotThreshold is the number of entries between snapshots (0: raft's default).
 	SnapshotThreshold uint64
+	// SnapshotRetain is how many snapshots stay on disk (0: 2). The WAL
+	// keeps one: its snapshots hold the data not yet uploaded.
+	SnapshotRetain int
 }
 
 // Group is an open Raft group with its stores.
@@ -86,7 +89,11 @@ func Open(cfg Config, fsm raft.FSM) (*Group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raftgroup %s: open log store %s: %w", cfg.Name, cfg.Dir, err)
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, newHCLogger("raft-snap-"+cfg.Name, logger))
+	retain := cfg.SnapshotRetain
+	if retain <= 0 {
+		retain = 2
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, retain, newHCLogger("raft-snap-"+cfg.Name, logger))
 	if err != nil {
 		bolt.Close()
 		return nil, fmt.Errorf("raftgroup %s: open snapshot store: %w", cfg.Name, err)
