@@ -159,7 +159,12 @@ func TestClusterPausedLeader(t *testing.T) {
 		makeBatch(-1, -1, -1, pausedAt.UnixMilli(), []testRecord{{value: minority}}))
 	corr := raw.send(req)
 
-	restored, perPartition := load.waitRestored(t, partitions, pausedAt, 15*time.Second)
+	// The new leaders are elected in about a second; what takes longer is
+	// the client: a request stuck at the paused broker (and a metadata
+	// request sent to it) must time out before kgo moves on. Under a loaded
+	// CI run (-race, packages in parallel) that took up to ~16 s once, so
+	// the bound is generous; the victim stays paused throughout.
+	restored, perPartition := load.waitRestored(t, partitions, pausedAt, 30*time.Second)
 	t.Logf("paused broker %d (leader of %d of %d partitions); writes restored on every partition after %v (per partition %v)",
 		vid, led, partitions, restored.Round(time.Millisecond), roundAll(perPartition))
 	c.WaitLeaders(t, topic, 10*time.Second, vid)
