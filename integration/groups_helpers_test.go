@@ -348,24 +348,31 @@ func describeNextGen(ctx context.Context, adm *kadm.Client, group, topic string)
 // topic that has one.
 func committed(t testing.TB, adm *kadm.Client, group, topic string) map[int32]int64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	os, err := adm.FetchOffsetsForTopics(ctx, group, topic)
-	if err != nil {
-		t.Fatalf("fetch offsets of %s: %v", group, err)
-	}
-	out := map[int32]int64{}
-	var ferr error
-	os.Each(func(o kadm.OffsetResponse) {
-		if o.Err != nil && ferr == nil {
-			ferr = fmt.Errorf("partition %d: %w", o.Partition, o.Err)
+	// Right after a broker restart the admin client's old connections fail
+	// (EOF) and the coordinator may still be moving: retry until a deadline.
+	var out map[int32]int64
+	Eventually(t, 30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		os, err := adm.FetchOffsetsForTopics(ctx, group, topic)
+		if err != nil {
+			return fmt.Errorf("fetch offsets of %s: %w", group, err)
 		}
-		if o.Topic == topic && o.At >= 0 {
-			out[o.Partition] = o.At
+		got := map[int32]int64{}
+		var ferr error
+		os.Each(func(o kadm.OffsetResponse) {
+			if o.Err != nil && ferr == nil {
+				ferr = fmt.Errorf("fetch offsets of %s: partition %d: %w", group, o.Partition, o.Err)
+			}
+			if o.Topic == topic && o.At >= 0 {
+				got[o.Partition] = o.At
+			}
+		})
+		if ferr != nil {
+			return ferr
 		}
+		out = got
+		return nil
 	})
-	if ferr != nil {
-		t.Fatalf("fetch offsets of %s: %v", group, ferr)
-	}
 	return out
 }
