@@ -24,10 +24,12 @@ build:
 run: build
 	$(BIN)/shoald
 
-## test: vet, then every test with the race detector, after installing what the tests need
+## test: vet, then every test with the race detector, after installing what the tests need.
+## Packages run one at a time (-p 1): the integration package's multi-process
+## cluster tests measure failover and must not starve for CPU on a 2-core machine.
 test: deps
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -race -count=1 -p 1 -timeout $(TEST_TIMEOUT) ./...
 
 ## unit: the fast tests only (no integration package)
 unit:
