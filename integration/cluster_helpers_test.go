@@ -277,38 +277,14 @@ func clusterEndOffsets(t testing.TB, c *Cluster, topic string) map[int32]int64 {
 }
 
 // clusterConsume reads topic from the start of every partition until each
-// partition p reached end[p], and returns the records per partition.
+// partition p reached end[p], and returns the records per partition. Fetch
+// errors are logged, not failures: they are expected across failovers.
 func clusterConsume(t testing.TB, c *Cluster, topic string, end map[int32]int64, timeout time.Duration) map[int32][]*kgo.Record {
 	t.Helper()
 	cl := c.Client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(200*time.Millisecond))
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), timeout)
-	defer cancel()
-	got := map[int32][]*kgo.Record{}
-	next := map[int32]int64{}
-	done := func() bool {
-		for p, e := range end {
-			if next[p] < e {
-				return false
-			}
-		}
-		return true
-	}
-	for !done() {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("consume %s: timed out after %v at %v, want %v", topic, timeout, next, end)
-		}
-		fs.EachError(func(topic string, p int32, err error) {
-			t.Logf("consume %s/%d: %v", topic, p, err)
-		})
-		fs.EachRecord(func(r *kgo.Record) {
-			got[r.Partition] = append(got[r.Partition], r)
-			next[r.Partition] = r.Offset + 1
-		})
-	}
-	return got
+	return consumeFrom(t, cl, topic, end, timeout, t.Logf)
 }
 
 // startClusterMember starts a franz-go group member (see startKgoMember)

@@ -69,15 +69,22 @@ func endOffsets(t testing.TB, b *Broker, topic string) map[int32]int64 {
 
 // consumeUntil reads topic from the start of every partition until each
 // partition p has reached end[p], and returns the records per partition in
-// fetch order. It fails the test after timeout.
+// fetch order. It fails the test after timeout, and on any fetch error.
 func consumeUntil(t testing.TB, b *Broker, topic string, end map[int32]int64, timeout time.Duration) map[int32][]*kgo.Record {
 	t.Helper()
-	cl := b.Client(t,
-		kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(200*time.Millisecond),
-	)
+	cl := b.Client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(200*time.Millisecond))
 	defer cl.Close()
+	return consumeFrom(t, cl, topic, end, timeout, t.Errorf)
+}
+
+// consumeFrom polls cl until each partition p has reached end[p] and
+// returns the records per partition in fetch order; fetch errors go to
+// onErr (t.Errorf where none is expected, t.Logf across failovers). It
+// fails the test after timeout.
+func consumeFrom(t testing.TB, cl *kgo.Client, topic string, end map[int32]int64, timeout time.Duration,
+	onErr func(format string, args ...any)) map[int32][]*kgo.Record {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
 	got := map[int32][]*kgo.Record{}
@@ -96,7 +103,7 @@ func consumeUntil(t testing.TB, b *Broker, topic string, end map[int32]int64, ti
 			t.Fatalf("consume %s: timed out after %v at %v, want %v", topic, timeout, next, end)
 		}
 		fs.EachError(func(topic string, p int32, err error) {
-			t.Errorf("consume %s/%d: %v", topic, p, err)
+			onErr("consume %s/%d: %v", topic, p, err)
 		})
 		fs.EachRecord(func(r *kgo.Record) {
 			got[r.Partition] = append(got[r.Partition], r)
