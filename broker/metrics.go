@@ -40,6 +40,7 @@ func startMetrics(addr string, b *Broker) (*metricsServer, error) {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.HandleFunc("/admin/storage", b.serveStorageView)
+	b.registerObjectAdmin(mux)
 	mux.HandleFunc("/metrics", b.serveMetrics)
 	m := &metricsServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 	m.wg.Add(1)
