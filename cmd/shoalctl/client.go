@@ -23,7 +23,6 @@ type cli struct {
 	settings
 	cmd            *command
 	stdout, stderr io.Writer
-	env            func(string) string
 
 	kcl  *kgo.Client
 	adm  *kadm.Client

@@ -167,7 +167,7 @@ func runCommand(cmd *command, args []string, g *globalFlags, env func(string) st
 	if err != nil {
 		return usageFail(stderr, usagef(cmd, "%v", err))
 	}
-	c := &cli{settings: s, cmd: cmd, stdout: stdout, stderr: stderr, env: env}
+	c := &cli{settings: s, cmd: cmd, stdout: stdout, stderr: stderr}
 	defer c.close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
