@@ -100,6 +100,24 @@ func (c *ctl) json(v any, args ...string) {
 	}
 }
 
+// eventually runs shoalctl with --output json until check accepts what
+// it decoded into v: metadata changes reach the other brokers a little
+// after the one that answered the change.
+func (c *ctl) eventually(v any, check func() error, args ...string) {
+	c.t.Helper()
+	Eventually(c.t, 10*time.Second, func() error {
+		res := c.run(append(args, "--output", "json")...)
+		if res.Code != 0 {
+			return fmt.Errorf("exit %d: %s", res.Code, res.Stderr)
+		}
+		reflect.ValueOf(v).Elem().SetZero()
+		if err := json.Unmarshal([]byte(res.Stdout), v); err != nil {
+			return err
+		}
+		return check()
+	})
+}
+
 // fails runs shoalctl and fails the test unless it exits with code and
 // stderr contains want.
 func (c *ctl) fails(code int, want string, args ...string) {
@@ -134,7 +152,12 @@ func TestShoalctl(t *testing.T) {
 
 	c.t = t
 	c.ok("topics", "delete", "ctl")
-	c.fails(1, "UNKNOWN_TOPIC_OR_PARTITION", "topics", "describe", "ctl")
+	Eventually(t, 10*time.Second, func() error {
+		if res := c.run("topics", "describe", "ctl"); res.Code != 1 || !strings.Contains(res.Stderr, "UNKNOWN_TOPIC_OR_PARTITION") {
+			return fmt.Errorf("describe after delete: exit %d, stderr %q", res.Code, res.Stderr)
+		}
+		return nil
+	})
 }
 
 func shoalctlUsage(t *testing.T, c *ctl) {
@@ -188,10 +211,12 @@ func shoalctlTopics(t *testing.T, c *ctl) {
 	c.fails(1, "TOPIC_ALREADY_EXISTS", "topics", "create", "ctl")
 
 	var desc []topicJSON
-	c.json(&desc, "topics", "describe", "ctl")
-	if len(desc) != 1 || len(desc[0].Partitions) != 3 || desc[0].Configs["retention.ms"] != "3600000" {
-		t.Fatalf("describe after create: %+v", desc)
-	}
+	c.eventually(&desc, func() error {
+		if len(desc) != 1 || len(desc[0].Partitions) != 3 || desc[0].Configs["retention.ms"] != "3600000" {
+			return fmt.Errorf("describe after create: %+v", desc)
+		}
+		return nil
+	}, "topics", "describe", "ctl")
 	for _, p := range desc[0].Partitions {
 		if p.Leader < 1 || p.Leader > 3 || len(p.Replicas) != 3 {
 			t.Errorf("partition %+v: want a leader among 3 replicas", p)
@@ -200,30 +225,32 @@ func shoalctlTopics(t *testing.T, c *ctl) {
 
 	out = c.ok("topics", "alter", "ctl", "--config", "max.message.bytes=2000000", "--delete-config", "retention.ms", "--partitions", "4")
 	contains(t, "topics alter", out, "now 4 partitions")
-	c.json(&desc, "topics", "describe", "ctl")
-	if len(desc[0].Partitions) != 4 || len(desc[0].Configs) != 1 || desc[0].Configs["max.message.bytes"] != "2000000" {
-		t.Fatalf("describe after alter: %+v", desc)
-	}
+	c.eventually(&desc, func() error {
+		if len(desc[0].Partitions) != 4 || len(desc[0].Configs) != 1 || desc[0].Configs["max.message.bytes"] != "2000000" {
+			return fmt.Errorf("describe after alter: %+v", desc)
+		}
+		return nil
+	}, "topics", "describe", "ctl")
 	contains(t, "topics describe", c.ok("topics", "describe", "ctl"), "Configs:     max.message.bytes=2000000", "PARTITION  LEADER  EPOCH")
 
 	var list []struct {
 		Name       string
 		Partitions int
 	}
-	c.json(&list, "topics", "list")
-	found := false
-	for _, tp := range list {
-		found = found || tp.Name == "ctl" && tp.Partitions == 4
-	}
-	if !found {
-		t.Errorf("topics list: no ctl with 4 partitions in %+v", list)
-	}
+	c.eventually(&list, func() error {
+		for _, tp := range list {
+			if tp.Name == "ctl" && tp.Partitions == 4 {
+				return nil
+			}
+		}
+		return fmt.Errorf("topics list: no ctl with 4 partitions in %+v", list)
+	}, "topics", "list")
 	contains(t, "topics list", c.ok("topics", "list"), "TOPIC", "ctl")
 
 	// A throwaway topic for delete in both outputs.
 	c.ok("topics", "create", "ctl-gone", "--partitions", "1")
 	contains(t, "topics delete", c.ok("topics", "delete", "ctl-gone"), "deleted topic ctl-gone")
-	c.fails(1, "UNKNOWN_TOPIC_OR_PARTITION", "topics", "delete", "ctl-gone")
+	c.fails(1, "UNKNOWN_TOPIC_OR_PARTITION", "topics", "delete", "ctl-gone") // the delete goes to the metadata leader
 }
 
 // groupJSON is the part of groups describe's JSON the test reads.
