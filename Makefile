@@ -1,5 +1,6 @@
 # Shoal: the two commands a new machine needs are `make run` and `make test`.
-# Everything the tests need (Go modules, a pinned MinIO, kcat) is installed here.
+# Everything the tests need (Go modules, a pinned MinIO, kcat, systemd-analyze)
+# is installed here.
 
 GO        ?= go
 BIN       := $(CURDIR)/bin
@@ -16,9 +17,10 @@ export SHOAL_MINIO_BIN := $(MINIO)
 
 all: build
 
-## build: compile shoald into ./bin
+## build: compile shoald (and shoalctl, once cmd/shoalctl exists) into ./bin
 build:
 	$(GO) build -o $(BIN)/shoald ./cmd/shoald
+	if [ -d cmd/shoalctl ]; then $(GO) build -o $(BIN)/shoalctl ./cmd/shoalctl; fi
 
 ## run: one broker on the embedded default (127.0.0.1:9092, data and objects under ./data)
 run: build
@@ -56,11 +58,11 @@ lint:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./internal/archtest
 
-## deps: Go modules, the pinned MinIO server and kcat
+## deps: Go modules, the pinned MinIO server, kcat and systemd-analyze
 deps: tools
 	$(GO) mod download
 
-tools: $(MINIO) kcat
+tools: $(MINIO) kcat systemd-analyze
 
 $(MINIO):
 	GOBIN=$(TOOLS) $(GO) install github.com/minio/minio@$(MINIO_VERSION)
@@ -71,6 +73,14 @@ kcat:
 	  echo "installing kcat (Debian package)"; \
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat >/dev/null; }
+
+# systemd-analyze verifies docs/systemd/shoald.service (integration/systemd_test.go).
+.PHONY: systemd-analyze
+systemd-analyze:
+	@command -v systemd-analyze >/dev/null 2>&1 || { \
+	  echo "installing systemd-analyze (Debian package systemd)"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq systemd >/dev/null; }
 
 clean:
 	rm -rf $(BIN)

@@ -9,6 +9,12 @@
 // broker cannot start (busy port, unwritable data directory, unreachable
 // object store) or fails to close cleanly; 2 for a bad command line or
 // config file. Every failure is reported as one line on stderr.
+//
+// Under systemd (Type=notify, see docs/systemd) shoald reports its state on
+// $NOTIFY_SOCKET: STATUS=starting while it opens its parts (in a cluster
+// that includes waiting for its peers), READY=1 only once broker.Start has
+// returned and the Kafka listener serves, WATCHDOG=1 every half of
+// $WATCHDOG_USEC while it runs, and STOPPING=1 when a signal arrives.
 package main
 
 import (
@@ -20,9 +26,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/shoal-io/shoal/broker"
+	"github.com/shoal-io/shoal/internal/sdnotify"
 )
 
 func main() {
@@ -40,29 +49,88 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "shoald: %v (see shoald --help)\n", err)
 		return 2
 	}
-	s.broker.Logger = newLogger(stderr, s)
+	logger := newLogger(stderr, s)
+	s.broker.Logger = logger
+	sd := notifier{sdnotify.FromEnv(env), logger}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	sd.notify(sdnotify.StatusState("starting"))
 	b, err := broker.Start(ctx, s.broker)
 	if err != nil && ctx.Err() != nil {
-		s.broker.Logger.Info("start-up interrupted by a signal", "err", err)
+		sd.notify("STOPPING=1")
+		logger.Info("start-up interrupted by a signal", "err", err)
 		return 0
 	}
 	if err != nil {
+		sd.notify(sdnotify.StatusState("cannot start: " + err.Error()))
 		fmt.Fprintf(stderr, "shoald: cannot start: %v\n", err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "shoald: serving kafka on %s\n", b.Addr())
+	sd.notify("READY=1\n" + sdnotify.StatusState("serving kafka on "+b.Addr().String()))
+	stopWatchdog := sd.startWatchdog(env)
 	<-ctx.Done()
 	stop() // a second signal kills the process the default way
-	s.broker.Logger.Info("shutting down")
+	sd.notify("STOPPING=1\n" + sdnotify.StatusState("shutting down"))
+	stopWatchdog()
+	logger.Info("shutting down")
 	if err := b.Close(); err != nil {
 		fmt.Fprintf(stderr, "shoald: shutdown: %v\n", err)
 		return 1
 	}
-	s.broker.Logger.Info("stopped")
+	logger.Info("stopped")
 	return 0
+}
+
+// notifier sends systemd notifications, logging failures: a lost
+// notification must not stop the broker (systemd acts on the silence).
+type notifier struct {
+	n      sdnotify.Notifier
+	logger *slog.Logger
+}
+
+func (sd notifier) notify(state string) {
+	if err := sd.n.Notify(state); err != nil {
+		sd.logger.Warn("systemd notification failed", "err", err)
+	}
+}
+
+// startWatchdog sends WATCHDOG=1 every half of the interval systemd asks
+// for ($WATCHDOG_USEC, when $WATCHDOG_PID is this process) from a
+// goroutine, until the returned function is called; that function waits
+// for the goroutine. Without a watchdog it starts nothing.
+//
+// The pings say the process runs and is scheduled: broker.Broker has no
+// health check yet, so none gates them.
+func (sd notifier) startWatchdog(env func(string) string) (stop func()) {
+	every, ok := sdnotify.WatchdogIntervalFromEnv(env, os.Getpid())
+	if !ok || !sd.n.Enabled() {
+		return func() {}
+	}
+	every /= 2
+	sd.logger.Debug("systemd watchdog enabled", "ping_every", every)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		sd.notify("WATCHDOG=1")
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				sd.notify("WATCHDOG=1")
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 // newLogger builds the slog logger of the settings, writing to w.
