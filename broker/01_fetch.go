@@ -91,9 +91,10 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 // changedSignals returns the change channel of every WAL group on this
 // broker (closed on each group's next commit).
 func (b *Broker) changedSignals() []<-chan struct{} {
-	chans := make([]<-chan struct{}, len(b.wals))
-	for i, g := range b.wals {
-		chans[i] = g.Changed()
+	groups := b.localWALs()
+	chans := make([]<-chan struct{}, len(groups))
+	for i, ws := range groups {
+		chans[i] = ws.g.Changed()
 	}
 	return chans
 }

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -112,6 +113,7 @@ func (b *Broker) autoCreateTopic(ctx context.Context, name string) (*metadata.To
 // topicMetadata describes one topic and its partitions.
 func (b *Broker) topicMetadata(t *metadata.Topic) kmsg.MetadataResponseTopic {
 	st := kmsg.NewMetadataResponseTopic()
+	im := b.meta.Image()
 	name := t.Name
 	st.Topic = &name
 	st.TopicID = t.ID
@@ -122,13 +124,17 @@ func (b *Broker) topicMetadata(t *metadata.Topic) kmsg.MetadataResponseTopic {
 		sp.Partition = p.Index
 		sp.Leader, sp.LeaderEpoch = -1, -1
 		sp.Replicas, sp.ISR, sp.OfflineReplicas = []int32{}, []int32{}, []int32{}
-		if int(p.WALGroup) < len(b.walStates) {
-			ws := b.walStates[p.WALGroup]
+		if ws := b.localGroup(p.WALGroup); ws != nil {
 			sp.Leader, sp.LeaderEpoch = nodeID(ws.g.Leader()), ws.g.LeaderEpoch()
 			if sp.Replicas = ws.voters(); len(sp.Replicas) == 0 {
 				sp.Replicas = []int32{b.cfg.NodeID}
 			}
 			sp.ISR = ws.inSync(sp.Replicas)
+		} else if mg, ok := im.WALGroup(p.WALGroup); ok {
+			// A group this broker does not replicate: its leader as it
+			// last reported itself.
+			sp.Leader, sp.LeaderEpoch = mg.Leader, mg.LeaderEpoch
+			sp.Replicas, sp.ISR = slices.Clone(mg.Replicas), slices.Clone(mg.Replicas)
 		}
 		if sp.Leader < 0 {
 			sp.ErrorCode = errCode(errLeaderNotAvailable)

@@ -17,7 +17,9 @@ import (
 // Behavior:
 // * each topic is created through the metadata Raft group; the response
 //   comes after the creation committed, so the topic is usable at once
-// * NumPartitions / ReplicationFactor -1 take the broker defaults
+// * NumPartitions -1 takes the broker default; ReplicationFactor -1 the
+//   replica count of a WAL group (min(3, brokers)), the replication every
+//   partition gets
 // * a replication factor above a WAL group's replica count (min(3,
 //   brokers)) is INVALID_REPLICATION_FACTOR; the WAL group's Raft
 //   replication provides the durability, whatever the factor asked
@@ -126,7 +128,7 @@ func (b *Broker) topicSpec(rt kmsg.CreateTopicsRequestTopic) (metadata.TopicSpec
 		spec.Partitions = b.cfg.DefaultPartitions
 	}
 	if spec.ReplicationFactor == -1 {
-		spec.ReplicationFactor = b.cfg.DefaultReplicationFactor
+		spec.ReplicationFactor = int16(maxReplicationFactor(b.meta.Image()))
 	}
 	if spec.Partitions < 1 {
 		return spec, fmt.Errorf("%w: %d, must be at least 1", metadata.ErrInvalidPartitions, spec.Partitions)
@@ -134,7 +136,7 @@ func (b *Broker) topicSpec(rt kmsg.CreateTopicsRequestTopic) (metadata.TopicSpec
 	if spec.ReplicationFactor < 1 {
 		return spec, fmt.Errorf("%w: %d, must be at least 1", metadata.ErrInvalidReplicationFactor, spec.ReplicationFactor)
 	}
-	if n := b.topo.maxReplicationFactor(); int(spec.ReplicationFactor) > n {
+	if n := maxReplicationFactor(b.meta.Image()); int(spec.ReplicationFactor) > n {
 		return spec, fmt.Errorf("%w: %d is larger than the %d replicas of a WAL group",
 			metadata.ErrInvalidReplicationFactor, spec.ReplicationFactor, n)
 	}

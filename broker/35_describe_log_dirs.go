@@ -4,7 +4,6 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -43,9 +42,10 @@ func (b *Broker) handleDescribeLogDirs(ctx context.Context, r *request) (kmsg.Re
 	resp := req.ResponseKind().(*kmsg.DescribeLogDirsResponse)
 	im := b.meta.Image()
 	parts := logDirPartitions(im, req.Topics)
-	for i, g := range b.wals {
+	for _, ws := range b.localWALs() {
+		i, g := ws.id, ws.g
 		d := kmsg.NewDescribeLogDirsResponseDir()
-		d.Dir = absPath(filepath.Join(b.cfg.DataDir, "wal-"+strconv.Itoa(i)))
+		d.Dir = absPath(filepath.Join(b.cfg.DataDir, groupName(i)))
 		d.TotalBytes, d.UsableBytes = volumeBytes(d.Dir)
 		d.Topics = logDirTopics(parts, func(p metadata.Partition) (int64, bool) {
 			if p.WALGroup != uint32(i) {
@@ -58,7 +58,7 @@ func (b *Broker) handleDescribeLogDirs(ctx context.Context, r *request) (kmsg.Re
 	obj := kmsg.NewDescribeLogDirsResponseDir()
 	obj.Dir = redactURL(b.objectStoreURL())
 	obj.Topics = logDirTopics(parts, func(p metadata.Partition) (int64, bool) {
-		if int(p.WALGroup) >= len(b.wals) || !b.wals[p.WALGroup].IsLeader() {
+		if ws := b.localGroup(p.WALGroup); ws == nil || !ws.g.IsLeader() {
 			return 0, false
 		}
 		return objectBytes(im, p.Stream), true

@@ -115,7 +115,10 @@ func (b *Broker) electLeader(t *metadata.Topic, idx int32, electionType int8) er
 		return fmt.Errorf("%w: unknown election type %d", errInvalidRequest, electionType)
 	}
 	p := t.Partitions[idx]
-	if int(p.WALGroup) < len(b.wals) && b.wals[p.WALGroup].Leader() != "" {
+	if ws := b.localGroup(p.WALGroup); ws != nil && ws.g.Leader() != "" {
+		return errElectionNotNeeded
+	}
+	if mg, ok := b.meta.Image().WALGroup(p.WALGroup); ok && mg.Leader >= 0 {
 		return errElectionNotNeeded
 	}
 	if electionType == electionUnclean {

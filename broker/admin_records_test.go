@@ -247,7 +247,7 @@ func TestAdminAcrossUpload(t *testing.T) {
 	adm, ctx := admClient(t, b)
 	admCreateTopic(t, adm, ctx, "up", 1)
 	admProduce(t, manualClient(t, b), "up", 0, 20)
-	epoch1 := b.wals[0].LeaderEpoch()
+	epoch1 := b.localGroup(0).g.LeaderEpoch()
 	eventually(t, 20*time.Second, func() error {
 		if v := b.StorageView(); v.WALPending[0] != 0 || v.Objects == 0 {
 			return fmt.Errorf("wal pending %d bytes, %d objects", v.WALPending[0], v.Objects)
@@ -279,7 +279,7 @@ func TestAdminAcrossUpload(t *testing.T) {
 	if got := startOffset(t, adm, "up", 0); got != 12 {
 		t.Fatalf("log start %d after restart, want 12", got)
 	}
-	epoch2 := b.wals[0].LeaderEpoch()
+	epoch2 := b.localGroup(0).g.LeaderEpoch()
 	admProduce(t, manualClient(t, b), "up", 0, 5) // offsets 20-24
 	walSize, _ = logDirSizes(t, adm, "up", 0)
 	if walSize <= 0 {
@@ -352,7 +352,7 @@ func TestOffsetForLeaderEpochVersions(t *testing.T) {
 	name := uniqueNames()("epochs")
 	admCreateTopic(t, adm, ctx, name, 1)
 	admProduce(t, manualClient(t, b), name, 0, 3)
-	current := b.wals[0].LeaderEpoch()
+	current := b.localGroup(0).g.LeaderEpoch()
 	c := dialRaw(t, b)
 	ask := func(v int16, topic string, epoch, currentEpoch int32) kmsg.OffsetForLeaderEpochResponseTopicPartition {
 		t.Helper()

@@ -19,7 +19,6 @@ import (
 	"github.com/shoal-io/shoal/internal/raftgroup"
 	"github.com/shoal-io/shoal/metadata"
 	"github.com/shoal-io/shoal/s3stream"
-	"github.com/shoal-io/shoal/wal"
 )
 
 // drainTimeout bounds how long Close waits for in-flight requests before it
@@ -32,18 +31,16 @@ type Broker struct {
 	cfg    Config
 	logger *slog.Logger
 
-	ln        net.Listener
-	mux       *raftgroup.Mux
-	meta      *metadata.Store
-	topo      topology             // the cluster layout (cluster.go)
-	wals      []*wal.Group         // indexed by metadata.Partition.WALGroup; every group is local (n <= 3)
-	walStates []*walState          // the groups' leadership state, indexed like wals (leadership.go)
-	store     s3stream.ObjectStore // as opened; closed last
-	objects   *s3stream.Metered    // the store with every request counted by reason
-	reader    *s3stream.Reader
-	metrics   *metricsServer
-	pids      *producerIDs
-	groups    *group.Coordinator // the group coordinator (groups.go)
+	ln      net.Listener
+	mux     *raftgroup.Mux
+	meta    *metadata.Store
+	local   localGroups          // the WAL groups this broker replicates (walgroups.go)
+	store   s3stream.ObjectStore // as opened; closed last
+	objects *s3stream.Metered    // the store with every request counted by reason
+	reader  *s3stream.Reader
+	metrics *metricsServer
+	pids    *producerIDs
+	groups  *group.Coordinator // the group coordinator (groups.go)
 
 	advHost string
 	advPort int32
@@ -58,12 +55,12 @@ type Broker struct {
 	closeErr  error
 	wg        sync.WaitGroup // the accept loop and every connection
 
-	bg       sync.WaitGroup // background storage work: uploaders
+	bg       sync.WaitGroup // background storage tasks
 	bgCancel context.CancelFunc
 
-	watchers    sync.WaitGroup // one leadership watcher per local WAL group
-	watchCancel context.CancelFunc
-	closing     atomic.Bool // Close has begun: no leadership is taken on
+	follower     sync.WaitGroup // followLayout
+	followCancel context.CancelFunc
+	closing      atomic.Bool // Close has begun: no leadership is taken on
 }
 
 // Start opens everything the broker needs (data directory, listeners,
@@ -75,20 +72,20 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	b := &Broker{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID), topo: newTopology(cfg.NodeID, cfg.Peers)}
+	b := &Broker{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID)}
 	b.mu.conns = make(map[*conn]struct{})
 	if err := b.open(ctx); err != nil {
 		b.closeParts()
 		return nil, err
 	}
-	b.startUploaders()
-	b.startWatchers()
+	b.startBackground()
+	b.startFollower()
 	b.wg.Add(1)
 	go b.acceptLoop()
 	b.ready.Store(true)
 	b.logger.Info("broker serving", "kafka", b.ln.Addr().String(),
 		"advertise", net.JoinHostPort(b.advHost, strconv.Itoa(int(b.advPort))),
-		"cluster", b.mux.Addr().String(), "cluster_id", b.meta.Image().ClusterID, "brokers", b.topo.size())
+		"cluster", b.mux.Addr().String(), "cluster_id", b.meta.Image().ClusterID, "brokers", len(b.meta.Image().Members))
 	return b, nil
 }
 
@@ -116,16 +113,25 @@ func (b *Broker) open(ctx context.Context) error {
 	if err := b.openObjectStore(ctx); err != nil {
 		return err
 	}
-	nodeID := strconv.Itoa(int(cfg.NodeID))
+	if cfg.Join {
+		b.logger.Info("joining a cluster: waiting to be admitted (shoalctl cluster add-broker)",
+			"node_id", cfg.NodeID, "cluster_address", b.mux.Addr().String())
+	}
 	b.meta, err = metadata.Open(ctx, metadata.Config{
-		Dir: filepath.Join(cfg.DataDir, "metadata"), NodeID: nodeID, Mux: b.mux, Peers: b.topo.meta,
+		Dir: filepath.Join(cfg.DataDir, "metadata"), NodeID: b.selfID(), Mux: b.mux,
+		Peers: newBootstrapLayout(cfg.NodeID, b.mux.Addr().String(), cfg.Peers).meta, Join: cfg.Join,
 		Logger: cfg.Logger, DefaultPartitions: cfg.DefaultPartitions,
 		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
 	})
 	if err != nil {
 		return fmt.Errorf("open metadata: %w", err)
 	}
-	if err := b.openWALs(ctx); err != nil {
+	if err := b.initLayout(ctx); err != nil {
+		return err
+	}
+	// Every broker opens its groups in group order (a group's Open waits
+	// for its leader, so the brokers of a new cluster progress together).
+	if err := b.applyLayout(ctx); err != nil {
 		return err
 	}
 	b.pids = newProducerIDs(b.meta)
@@ -137,35 +143,6 @@ func (b *Broker) open(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("register broker %d: %w", cfg.NodeID, err)
-	}
-	return nil
-}
-
-// openWALs opens every local WAL group, in group order on every broker (a
-// group's Open waits for its leader, so the brokers must progress together).
-func (b *Broker) openWALs(ctx context.Context) error {
-	nodeID := strconv.Itoa(int(b.cfg.NodeID))
-	for i, peers := range b.topo.groups {
-		if !b.topo.isLocal(i) {
-			return fmt.Errorf("open wal: group %d is not local (broken invariant for %d brokers)", i, b.topo.size())
-		}
-		name := groupName(i)
-		wcfg := wal.DefaultConfig()
-		wcfg.Raft = raftgroup.Config{Name: name, Dir: filepath.Join(b.cfg.DataDir, name), NodeID: nodeID,
-			Mux: b.mux, Peers: peers, Logger: b.cfg.Logger}
-		if b.cfg.TailCacheBytes > 0 { // the bound is the broker's, shared by its groups
-			wcfg.TailCacheBytes = max(b.cfg.TailCacheBytes/int64(len(b.topo.groups)), 1)
-		}
-		wcfg.MaxPendingBytes = b.cfg.WALMaxPendingBytes
-		g, err := wal.Open(ctx, wcfg)
-		if err != nil {
-			if len(b.topo.groups) == 1 {
-				return fmt.Errorf("open wal: %w", err)
-			}
-			return fmt.Errorf("open wal group %d: %w", i, err)
-		}
-		b.wals = append(b.wals, g)
-		b.walStates = append(b.walStates, newWALState(i, g, b.topo.preferred(i), max(len(peers), 1)))
 	}
 	return nil
 }
@@ -320,7 +297,7 @@ func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		b.closing.Store(true)
 		b.ready.Store(false)
-		if b.topo.size() > 1 {
+		if len(b.meta.Image().Members) > 1 {
 			b.leaveGroups()
 		}
 		b.mu.Lock()
@@ -359,15 +336,13 @@ func (b *Broker) closeParts() error {
 	if b.ln != nil && !b.isClosed() {
 		b.ln.Close()
 	}
+	b.stopFollower()
 	b.stopBackground()
-	b.stopWatchers()
 	if b.reader != nil {
 		errs = append(errs, b.reader.Close())
 	}
 	errs = append(errs, b.closeGroups())
-	for _, g := range b.wals {
-		errs = append(errs, g.Close())
-	}
+	errs = append(errs, b.closeLocalGroups())
 	if b.meta != nil {
 		errs = append(errs, b.meta.Close())
 	}

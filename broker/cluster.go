@@ -11,69 +11,68 @@ import (
 	"github.com/shoal-io/shoal/metadata"
 )
 
-// The cluster topology: which Raft groups a broker takes part in, derived
-// from Config.Peers alone, so every broker of a cluster computes the same.
+// The first layout of a cluster, derived from Config.Peers alone, so that
+// every broker of a new cluster proposes the same (metadata.InitLayout;
+// the first proposal wins, later ones change nothing). From then on the
+// layout lives in the metadata: brokers join and leave with AddMember and
+// RemoveMember (shoalctl cluster add-broker|remove-broker), and every
+// broker opens the WAL groups the metadata assigns it (walgroups.go).
 //
-//   - members: every broker, sorted by node id.
+//   - members: every peer, sorted by node id.
 //   - metadata group: the first 3 members vote (the first 5 when there are
 //     5 or more); the others follow as non-voters.
 //   - WAL groups: one per broker. Group i ("wal-<i>") is replicated on
 //     min(3, n) members: members[i], members[i+1], ... (mod n). members[i]
 //     is the group's preferred leader, so that each broker leads about one
-//     group. With n <= 3 every broker is a replica of every group.
+//     group.
 //
 // The embedded default (no peers, or only this node) is one broker with
-// one metadata voter and the single group "wal-0", exactly as before
-// clusters existed.
+// one metadata voter and the single group "wal-0".
 
 const (
-	// MaxClusterSize is the largest cluster this version runs: until the
-	// leader registry lands, a broker must be a replica of every WAL group
-	// to know its leader, which holds for up to 3 brokers.
-	MaxClusterSize = 3
+	// MaxClusterSize bounds the static peer list of a new cluster; more
+	// brokers join later with shoalctl cluster add-broker.
+	MaxClusterSize = 64
 	// groupReplicas is the number of replicas of a WAL group in a cluster
 	// of at least that many brokers.
 	groupReplicas = 3
 )
 
-// topology is this broker's view of the cluster layout.
-type topology struct {
-	self    string           // this broker's node id
-	members []raftgroup.Peer // every broker, by node id; nil on the embedded default
-	meta    []raftgroup.Peer // the metadata group's members (nil: this node alone)
-	groups  [][]raftgroup.Peer
+// bootstrapLayout is the layout a new cluster starts with.
+type bootstrapLayout struct {
+	members []metadata.Member
+	meta    []raftgroup.Peer // the metadata group's first members (nil: this node alone)
+	groups  [][]int32        // replicas of WAL group i, preferred leader first
 }
 
-// newTopology derives the layout from the configured peers (already
-// validated: unique numeric ids, this node among them).
-func newTopology(self int32, peers []raftgroup.Peer) topology {
-	t := topology{self: strconv.Itoa(int(self))}
-	if len(peers) == 0 {
-		t.groups = [][]raftgroup.Peer{nil}
-		return t
-	}
-	t.members = slices.Clone(peers)
-	slices.SortFunc(t.members, func(a, b raftgroup.Peer) int { return cmp.Compare(peerID(a), peerID(b)) })
-	n := len(t.members)
-	voters := 3
-	if n >= 5 {
-		voters = 5
-	}
-	for i, p := range t.members {
-		p.NonVoter = i >= voters
-		t.meta = append(t.meta, p)
-	}
-	replicas := min(groupReplicas, n)
-	for i := range n {
-		var g []raftgroup.Peer
-		for j := range replicas {
-			p := t.members[(i+j)%n]
-			p.NonVoter = false
-			g = append(g, p)
+// newBootstrapLayout derives the first layout from the configured peers
+// (already validated: unique numeric ids, this node among them); selfAddr
+// is this node's cluster address when it runs alone.
+func newBootstrapLayout(self int32, selfAddr string, peers []raftgroup.Peer) bootstrapLayout {
+	if len(peers) <= 1 {
+		return bootstrapLayout{
+			members: []metadata.Member{{ID: self, ClusterAddr: selfAddr}},
+			groups:  [][]int32{{self}},
 		}
-		t.groups = append(t.groups, g)
 	}
-	return t
+	sorted := slices.Clone(peers)
+	slices.SortFunc(sorted, func(a, b raftgroup.Peer) int { return cmp.Compare(peerID(a), peerID(b)) })
+	var l bootstrapLayout
+	voters := metadata.MetadataVoters(len(sorted))
+	for i, p := range sorted {
+		p.NonVoter = i >= voters
+		l.meta = append(l.meta, p)
+		l.members = append(l.members, metadata.Member{ID: int32(peerID(p)), ClusterAddr: p.Address})
+	}
+	n := len(sorted)
+	for i := range n {
+		var g []int32
+		for j := range min(groupReplicas, n) {
+			g = append(g, int32(peerID(sorted[(i+j)%n])))
+		}
+		l.groups = append(l.groups, g)
+	}
+	return l
 }
 
 // peerID is a peer's numeric node id (-1 if it does not parse; validated
@@ -86,37 +85,14 @@ func peerID(p raftgroup.Peer) int64 {
 	return n
 }
 
-// size is the number of brokers (1 on the embedded default).
-func (t topology) size() int { return max(len(t.members), 1) }
-
 // groupName is the Raft group name (and directory) of WAL group i.
 func groupName(i int) string { return "wal-" + strconv.Itoa(i) }
 
-// isLocal reports whether this broker is a replica of WAL group i.
-func (t topology) isLocal(i int) bool {
-	if i < 0 || i >= len(t.groups) {
-		return false
-	}
-	if t.groups[i] == nil {
-		return true
-	}
-	return slices.ContainsFunc(t.groups[i], func(p raftgroup.Peer) bool { return p.ID == t.self })
-}
-
-// preferred is the node id of WAL group i's preferred leader ("" on the
-// embedded default).
-func (t topology) preferred(i int) raftgroup.Peer {
-	if i < 0 || i >= len(t.groups) || len(t.groups[i]) == 0 {
-		return raftgroup.Peer{}
-	}
-	return t.groups[i][0]
-}
-
-// groupIDs lists every WAL group id, starting at start and wrapping
-// around, so that topics created one after another start their round robin
-// on different groups.
-func (t topology) groupIDs(start int) []uint32 {
-	n := len(t.groups)
+// groupIDs lists the WAL groups of im, starting at start and wrapping
+// around, so that topics created one after another start their round
+// robin on different groups.
+func groupIDs(im *metadata.Image, start int) []uint32 {
+	n := max(len(im.WALGroups), 1)
 	ids := make([]uint32, n)
 	for i := range n {
 		ids[i] = uint32((start + i) % n)
@@ -126,17 +102,18 @@ func (t topology) groupIDs(start int) []uint32 {
 
 // maxReplicationFactor is the largest replication factor a topic may ask
 // for: the replica count of a WAL group.
-func (t topology) maxReplicationFactor() int { return min(groupReplicas, t.size()) }
+func maxReplicationFactor(im *metadata.Image) int { return min(groupReplicas, max(len(im.Members), 1)) }
 
 // checkPeers validates the cluster members: none (this node alone), or a
 // list of at most MaxClusterSize with unique numeric ids that includes this
-// node at the address its cluster listener binds.
+// node at the address its cluster listener binds. A joining broker (Join)
+// may be absent from the list: it only names brokers of the cluster.
 func (c *Config) checkPeers() error {
 	if len(c.Peers) == 0 {
 		return nil
 	}
 	if len(c.Peers) > MaxClusterSize {
-		return fmt.Errorf("broker config: peers: %d nodes given; clusters of more than %d brokers are not supported yet",
+		return fmt.Errorf("broker config: peers: %d nodes given; a cluster starts with at most %d (add more with shoalctl cluster add-broker)",
 			len(c.Peers), MaxClusterSize)
 	}
 	self := strconv.Itoa(int(c.NodeID))
@@ -157,6 +134,9 @@ func (c *Config) checkPeers() error {
 		if p.ID == self {
 			own = &c.Peers[i]
 		}
+	}
+	if own == nil && c.Join {
+		return nil
 	}
 	if own == nil {
 		if len(c.Peers) == 1 {
@@ -190,7 +170,8 @@ func sameEndpoint(listen, addr string) bool {
 // round robin: every group, starting after the groups the previous topics
 // started on, so that single-partition topics spread too.
 func (b *Broker) newTopicGroups() []uint32 {
-	return b.topo.groupIDs(len(b.meta.Image().Topics))
+	im := b.meta.Image()
+	return groupIDs(im, len(im.Topics))
 }
 
 // topicGroups is the WAL group order of an existing topic: every group,
@@ -201,5 +182,5 @@ func (b *Broker) topicGroups(t *metadata.Topic) []uint32 {
 	if len(t.Partitions) > 0 {
 		start = int(t.Partitions[0].WALGroup)
 	}
-	return b.topo.groupIDs(start)
+	return groupIDs(b.meta.Image(), start)
 }

@@ -149,8 +149,8 @@ func (c *testCluster) waitBalanced(within time.Duration) {
 	eventually(c.t, within, func() error {
 		led := map[string]int{}
 		for _, b := range c.running() {
-			for i, g := range b.wals {
-				if g.IsLeader() && b.walReady(uint32(i)) {
+			for _, ws := range b.localWALs() {
+				if ws.g.IsLeader() && ws.ready() {
 					led[strconv.Itoa(int(b.cfg.NodeID))]++
 				}
 			}
@@ -166,12 +166,19 @@ func (c *testCluster) waitBalanced(within time.Duration) {
 
 // partitionView is one broker's Metadata answer for a partition.
 type partitionView struct {
+	partition     int32
 	leader, epoch int32
 	replicas, isr string
 }
 
-// metadataView asks b for topic's partitions over a raw connection.
+// metadataView asks b for topic's partitions over a raw connection, and
+// fails until b lists 3 brokers.
 func metadataView(t *testing.T, b *Broker, topic string) ([]partitionView, error) {
+	return metadataViewOf(t, b, topic, 3)
+}
+
+// metadataViewOf is metadataView in a cluster of brokers brokers.
+func metadataViewOf(t *testing.T, b *Broker, topic string, brokers int) ([]partitionView, error) {
 	req := kmsg.NewPtrMetadataRequest()
 	req.Version = 12
 	rt := kmsg.NewMetadataRequestTopic()
@@ -181,7 +188,7 @@ func metadataView(t *testing.T, b *Broker, topic string) ([]partitionView, error
 	if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 {
 		return nil, fmt.Errorf("broker %d: topic %s not ready: %+v", b.cfg.NodeID, topic, resp.Topics)
 	}
-	if len(resp.Brokers) != 3 {
+	if len(resp.Brokers) != brokers {
 		return nil, fmt.Errorf("broker %d lists %d brokers", b.cfg.NodeID, len(resp.Brokers))
 	}
 	var out []partitionView
@@ -192,7 +199,7 @@ func metadataView(t *testing.T, b *Broker, topic string) ([]partitionView, error
 		r, isr := slices.Clone(p.Replicas), slices.Clone(p.ISR)
 		slices.Sort(r)
 		slices.Sort(isr)
-		out = append(out, partitionView{p.Leader, p.LeaderEpoch, fmt.Sprint(r), fmt.Sprint(isr)})
+		out = append(out, partitionView{p.Partition, p.Leader, p.LeaderEpoch, fmt.Sprint(r), fmt.Sprint(isr)})
 	}
 	return out, nil
 }

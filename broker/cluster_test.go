@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/shoal-io/shoal/internal/raftgroup"
+	"github.com/shoal-io/shoal/metadata"
 	"github.com/shoal-io/shoal/protocol/prototest"
 )
 
@@ -33,6 +34,17 @@ func TestTopology(t *testing.T) {
 		}
 		return strings.Join(out, ",")
 	}
+	gids := func(gs [][]int32) []string {
+		var out []string
+		for _, g := range gs {
+			var parts []string
+			for _, id := range g {
+				parts = append(parts, strconv.Itoa(int(id)))
+			}
+			out = append(out, strings.Join(parts, ","))
+		}
+		return out
+	}
 	for _, tc := range []struct {
 		name   string
 		self   int32
@@ -40,8 +52,8 @@ func TestTopology(t *testing.T) {
 		meta   string
 		groups []string
 	}{
-		{"embedded", 1, nil, "", []string{""}},
-		{"one", 7, []raftgroup.Peer{p("7")}, "7", []string{"7"}},
+		{"embedded", 1, nil, "", []string{"1"}},
+		{"one", 7, []raftgroup.Peer{p("7")}, "", []string{"7"}},
 		{"two", 2, []raftgroup.Peer{p("2"), p("1")}, "1,2", []string{"1,2", "2,1"}},
 		{"three by id", 3, []raftgroup.Peer{p("10"), p("3"), p("9")}, "3,9,10", []string{"3,9,10", "9,10,3", "10,3,9"}},
 		{"four", 1, []raftgroup.Peer{p("1"), p("2"), p("3"), p("4")}, "1,2,3,4(nv)",
@@ -49,28 +61,22 @@ func TestTopology(t *testing.T) {
 		{"five", 1, []raftgroup.Peer{p("1"), p("2"), p("3"), p("4"), p("5")}, "1,2,3,4,5",
 			[]string{"1,2,3", "2,3,4", "3,4,5", "4,5,1", "5,1,2"}},
 	} {
-		top := newTopology(tc.self, tc.peers)
-		if got := ids(top.meta); got != tc.meta {
+		l := newBootstrapLayout(tc.self, "127.0.0.1:9093", tc.peers)
+		if got := ids(l.meta); got != tc.meta {
 			t.Errorf("%s: metadata members %q, want %q", tc.name, got, tc.meta)
 		}
-		var groups []string
-		for _, g := range top.groups {
-			groups = append(groups, ids(g))
+		if got := gids(l.groups); !slices.Equal(got, tc.groups) {
+			t.Errorf("%s: groups %q, want %q", tc.name, got, tc.groups)
 		}
-		if !slices.Equal(groups, tc.groups) {
-			t.Errorf("%s: groups %q, want %q", tc.name, groups, tc.groups)
-		}
-		for i := range top.groups {
-			if !top.isLocal(i) && len(tc.peers) <= MaxClusterSize {
-				t.Errorf("%s: group %d not local", tc.name, i)
-			}
+		if len(l.members) != max(len(tc.peers), 1) {
+			t.Errorf("%s: %d members", tc.name, len(l.members))
 		}
 	}
-	top := newTopology(1, []raftgroup.Peer{p("1"), p("2"), p("3")})
-	if got := top.groupIDs(4); !slices.Equal(got, []uint32{1, 2, 0}) {
+	im := &metadata.Image{WALGroups: make([]metadata.WALGroup, 3), Members: map[int32]metadata.Member{1: {}, 2: {}, 3: {}}}
+	if got := groupIDs(im, 4); !slices.Equal(got, []uint32{1, 2, 0}) {
 		t.Errorf("groupIDs(4) = %v", got)
 	}
-	if top.maxReplicationFactor() != 3 || newTopology(1, nil).maxReplicationFactor() != 1 {
+	if maxReplicationFactor(im) != 3 || maxReplicationFactor(&metadata.Image{}) != 1 {
 		t.Errorf("max replication factor")
 	}
 }
@@ -91,7 +97,7 @@ func TestClusterConfigPeers(t *testing.T) {
 	}{
 		{"three", "127.0.0.1:9093", "1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293", ""},
 		{"any address", "0.0.0.0:9093", "2@10.0.0.2:9093,1@10.0.0.1:9093", ""},
-		{"four", "127.0.0.1:9093", "1@a:9093,2@b:1,3@c:1,4@d:1", "more than 3"},
+		{"four", "127.0.0.1:9093", "1@127.0.0.1:9093,2@b:1,3@c:1,4@d:1", ""},
 		{"not listed", "127.0.0.1:9093", "2@b:1,3@c:1", "not listed"},
 		{"other address", "127.0.0.1:9093", "1@127.0.0.1:9999,2@b:1", "does not match cluster-listen"},
 		{"other host", "127.0.0.1:9093", "1@10.0.0.1:9093,2@b:1", "does not match cluster-listen"},
@@ -424,9 +430,9 @@ func TestClusterGracefulClose(t *testing.T) {
 	// would even suspect a dead leader (500 ms).
 	eventually(t, 250*time.Millisecond, func() error {
 		for _, b := range c.running() {
-			for i, g := range b.wals {
-				if l := g.Leader(); l == "" || l == closedID {
-					return fmt.Errorf("broker %d: wal group %d has leader %q after the close", b.cfg.NodeID, i, l)
+			for _, ws := range b.localWALs() {
+				if l := ws.g.Leader(); l == "" || l == closedID {
+					return fmt.Errorf("broker %d: wal group %d has leader %q after the close", b.cfg.NodeID, ws.id, l)
 				}
 			}
 		}

@@ -32,8 +32,15 @@ type Config struct {
 	// Peers are the cluster members, this node included, with their
 	// cluster-listener addresses; every broker of a cluster gets the same
 	// list. Empty means this node alone. At most MaxClusterSize brokers;
-	// NonVoter is ignored (the topology decides, see cluster.go).
+	// NonVoter is ignored (the first layout decides, see cluster.go). Only
+	// a new cluster's first start reads it: the layout then lives in the
+	// metadata.
 	Peers []raftgroup.Peer
+	// Join starts a broker that is new to an existing cluster: it
+	// bootstraps nothing and waits until an operator admits it (shoalctl
+	// cluster add-broker, with this broker's id and cluster address); then
+	// it receives the metadata and the WAL groups it is assigned.
+	Join bool
 	// LeaderBalanceDelay is how long a broker leads a WAL group before it
 	// hands the group back to the group's preferred leader (when that
 	// broker answers); 0 means 10 s, negative never.

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"sync"
@@ -10,7 +11,6 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/shoal-io/shoal/internal/raftgroup"
 	"github.com/shoal-io/shoal/wal"
 )
 
@@ -41,11 +41,13 @@ const (
 	transferTimeout = 3 * time.Second
 )
 
-// walState is the leadership state of one local WAL group.
+// walState is one local WAL group and its leadership state.
 type walState struct {
-	id        int
-	g         *wal.Group
-	preferred raftgroup.Peer // the preferred leader; zero on the embedded default
+	id int
+	g  *wal.Group
+
+	cancel context.CancelFunc // stops the watcher and the uploader
+	tasks  sync.WaitGroup     // the watcher and the uploader
 
 	// readyTerm is the term in which this replica, as leader, has applied
 	// every earlier entry (0: never).
@@ -61,13 +63,16 @@ type walState struct {
 		failed map[raft.ServerID]bool // voters whose heartbeats fail (leader only)
 		term   uint64                 // the term failed belongs to
 	}
-	lastBalance time.Time // the watcher's last hand-over attempt (watcher only)
+	// The watcher's own state.
+	lastBalance   time.Time // last hand-over attempt
+	lastReconcile time.Time // last membership check
+	lastReport    time.Time // last leader report
 }
 
 // newWALState prepares the state of group id; single-voter groups are
 // ready at once when this node leads (wal.Open applied the whole log).
-func newWALState(id int, g *wal.Group, preferred raftgroup.Peer, voters int) *walState {
-	ws := &walState{id: id, g: g, preferred: preferred}
+func newWALState(id int, g *wal.Group, voters int) *walState {
+	ws := &walState{id: id, g: g}
 	ws.mu.failed = map[raft.ServerID]bool{}
 	if voters <= 1 && g.IsLeader() {
 		ws.setReady(uint64(g.LeaderEpoch()))
@@ -146,44 +151,14 @@ func (ws *walState) peerFailing(id string) bool {
 	return ws.mu.term == ws.g.Raft().CurrentTerm() && ws.mu.failed[raft.ServerID(id)]
 }
 
-// startWatchers starts one watcher per local WAL group, owned by the
-// broker: stopped and waited for by stopWatchers.
-func (b *Broker) startWatchers() {
-	ctx, cancel := context.WithCancel(context.Background())
-	b.watchCancel = cancel
-	for _, ws := range b.walStates {
-		ws.obsCh = make(chan raft.Observation, 64)
-		ws.obs = raft.NewObserver(ws.obsCh, false, func(o *raft.Observation) bool {
-			switch o.Data.(type) {
-			case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation, raft.LeaderObservation:
-				return true
-			}
-			return false
-		})
-		ws.g.Raft().RegisterObserver(ws.obs)
-		b.watchers.Add(1)
-		go func() {
-			defer b.watchers.Done()
-			defer ws.g.Raft().DeregisterObserver(ws.obs)
-			b.watch(ctx, ws)
-		}()
-	}
-}
-
-// stopWatchers stops the watchers and waits for them.
-func (b *Broker) stopWatchers() {
-	if b.watchCancel != nil {
-		b.watchCancel()
-	}
-	b.watchers.Wait()
-}
-
 // watch follows one group's leadership until ctx ends.
 func (b *Broker) watch(ctx context.Context, ws *walState) {
 	tick := time.NewTicker(watchInterval)
 	defer tick.Stop()
 	for {
 		b.checkReady(ctx, ws)
+		b.reportLeader(ctx, ws)
+		b.reconcileGroup(ws)
 		b.balance(ws)
 		select {
 		case o := <-ws.obsCh:
@@ -221,7 +196,7 @@ func (b *Broker) balance(ws *walState) {
 	if delay == 0 {
 		delay = defaultLeaderBalanceDelay
 	}
-	p := ws.preferred
+	p := b.preferredLeader(ws.id)
 	if delay < 0 || p.ID == "" || p.ID == ws.g.Leader() || !ws.ready() || b.closing.Load() ||
 		time.Since(time.Unix(0, ws.readySince.Load())) < delay || time.Since(ws.lastBalance) < delay ||
 		ws.peerFailing(p.ID) {
@@ -239,7 +214,7 @@ func (b *Broker) balance(ws *walState) {
 func (b *Broker) transferLeadership(timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	var wg sync.WaitGroup
-	for _, ws := range b.walStates {
+	for _, ws := range b.localWALs() {
 		if !ws.g.IsLeader() || len(ws.voters()) < 2 {
 			continue
 		}
@@ -254,7 +229,7 @@ func (b *Broker) transferLeadership(timeout time.Duration) {
 					}
 					continue
 				}
-				if l := ws.g.Leader(); l != "" && l != b.topo.self {
+				if l := ws.g.Leader(); l != "" && l != b.selfID() {
 					break // the new leader has been heard from
 				}
 				time.Sleep(5 * time.Millisecond)
@@ -263,7 +238,7 @@ func (b *Broker) transferLeadership(timeout time.Duration) {
 				"took", time.Since(start), "still_leader", ws.g.IsLeader())
 		}()
 	}
-	if b.meta.IsLeader() && len(b.topo.members) > 1 {
+	if b.meta.IsLeader() && len(b.meta.Image().Members) > 1 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -278,8 +253,8 @@ func (b *Broker) transferLeadership(timeout time.Duration) {
 }
 
 // leaveGroups is the first step of a graceful Close in a cluster: hand
-// every group over, then stop the watchers, the uploaders and the storage
-// tasks and close the WAL groups, so that this broker cannot be given a
+// every group over, then stop the layout follower, the watchers, the
+// uploaders and the storage tasks and close the WAL groups, so that this broker cannot be given a
 // WAL group back (by an election or another broker's balancing) while its
 // connections drain. Requests still running get NOT_LEADER_OR_FOLLOWER
 // (or LEADER_NOT_AVAILABLE) and retry on the new leaders. The metadata
@@ -287,16 +262,25 @@ func (b *Broker) transferLeadership(timeout time.Duration) {
 // through it.
 func (b *Broker) leaveGroups() {
 	b.transferLeadership(transferTimeout)
-	b.stopWatchers()
+	b.stopFollower()
 	b.stopBackground()
-	for i, g := range b.wals {
-		if err := g.Close(); err != nil {
-			b.logger.Warn("wal group close failed", "group", i, "err", err)
+	b.closeLocalGroups()
+}
+
+// closeLocalGroups closes every local WAL group, keeping its data.
+func (b *Broker) closeLocalGroups() error {
+	var errs []error
+	for _, ws := range b.localWALs() {
+		if err := b.closeGroup(ws, false); err != nil {
+			b.logger.Warn("wal group close failed", "group", ws.id, "err", err)
+			errs = append(errs, err)
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // walReady reports whether WAL group id is led by this broker and ready.
 func (b *Broker) walReady(id uint32) bool {
-	return int(id) < len(b.walStates) && b.walStates[id].ready()
+	ws := b.localGroup(id)
+	return ws != nil && ws.ready()
 }

@@ -41,6 +41,7 @@ func startMetrics(addr string, b *Broker) (*metricsServer, error) {
 	})
 	mux.HandleFunc("/admin/storage", b.serveStorageView)
 	b.registerObjectAdmin(mux)
+	b.registerClusterAdmin(mux)
 	mux.HandleFunc("/metrics", b.serveMetrics)
 	m := &metricsServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 	m.wg.Add(1)
@@ -79,8 +80,8 @@ type StorageView struct {
 // StorageView returns the current admin view of object storage.
 func (b *Broker) StorageView() StorageView {
 	v := StorageView{Requests: b.objects.Counts(), Total: b.objects.Total(), Reader: b.reader.Stats()}
-	for _, g := range b.wals {
-		v.WALPending = append(v.WALPending, g.PendingBytes())
+	for _, ws := range b.localWALs() {
+		v.WALPending = append(v.WALPending, ws.g.PendingBytes())
 	}
 	im := b.meta.Image()
 	v.Objects, v.PendingDeletes = len(im.Objects), len(im.PendingDeletes)
@@ -143,7 +144,7 @@ func (b *Broker) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	}
 	fmt.Fprintln(w, "# HELP shoal_wal_pending_bytes Committed WAL data waiting for upload, per WAL group.")
 	fmt.Fprintln(w, "# TYPE shoal_wal_pending_bytes gauge")
-	for i, g := range b.wals {
-		fmt.Fprintf(w, "shoal_wal_pending_bytes{group=\"%d\"} %d\n", i, g.PendingBytes())
+	for _, ws := range b.localWALs() {
+		fmt.Fprintf(w, "shoal_wal_pending_bytes{group=\"%d\"} %d\n", ws.id, ws.g.PendingBytes())
 	}
 }

@@ -28,10 +28,11 @@ func (b *Broker) partitionOf(t *metadata.Topic, idx int32) (partition, error) {
 		return partition{}, errUnknownTopicOrPartition
 	}
 	p := t.Partitions[idx]
-	if int(p.WALGroup) >= len(b.wals) {
+	ws := b.localGroup(p.WALGroup)
+	if ws == nil {
 		return partition{}, errNotLeader // the group lives on other brokers
 	}
-	g := b.wals[p.WALGroup]
+	g := ws.g
 	if !g.IsLeader() {
 		if g.Leader() == "" {
 			return partition{}, errLeaderNotAvailable
@@ -52,15 +53,17 @@ func (b *Broker) leaderHint(t *metadata.Topic, idx int32) (leader, epoch int32, 
 		return -1, -1, false
 	}
 	gid := t.Partitions[idx].WALGroup
-	if int(gid) >= len(b.wals) {
+	if ws := b.localGroup(gid); ws != nil {
+		leader, epoch = nodeID(ws.g.Leader()), ws.g.LeaderEpoch()
+	} else if mg, ok := b.meta.Image().WALGroup(gid); ok {
+		leader, epoch = mg.Leader, mg.LeaderEpoch // as the group last reported
+	} else {
 		return -1, -1, false
 	}
-	g := b.wals[gid]
-	leader = nodeID(g.Leader())
 	if leader < 0 || leader == b.cfg.NodeID {
 		return -1, -1, false
 	}
-	return leader, g.LeaderEpoch(), true
+	return leader, epoch, true
 }
 
 // endpoint is a registered broker's Kafka address.

@@ -227,7 +227,7 @@ func TestProduceLegacyVersionsListedButRefused(t *testing.T) {
 		resp := c.do(req).(*kmsg.ProduceResponse)
 		wantCode(t, fmt.Sprintf("produce v%d", v), resp.Topics[0].Partitions[0].ErrorCode, kerr.UnsupportedVersion)
 	}
-	if _, hwm := b.wals[0].Offsets(b.meta.Image().Topics[n("legacy")].Partitions[0].Stream); hwm != 0 {
+	if _, hwm := b.localGroup(0).g.Offsets(b.meta.Image().Topics[n("legacy")].Partitions[0].Stream); hwm != 0 {
 		t.Fatalf("refused legacy produces stored %d records", hwm)
 	}
 	wantCode(t, "produce v9 on the same connection", produceRaw(t, c, n("legacy"), 0, values("new")).ErrorCode, nil)

@@ -63,29 +63,16 @@ func (b *Broker) logStart(im *metadata.Image, p partition) int64 {
 	return start
 }
 
-// startUploaders runs one uploader per WAL group, owned by the broker.
-func (b *Broker) startUploaders() {
+// startBackground starts the storage tasks (compaction, retention, GC,
+// offset expiry: each works on the metadata leader only), owned by the
+// broker. The uploaders run with their WAL groups (walgroups.go).
+func (b *Broker) startBackground() {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.bgCancel = cancel
-	for i, g := range b.wals {
-		u := s3stream.NewUploader(b.objects, g, b.meta, s3stream.UploaderConfig{
-			Group:       uint32(i),
-			UploadBytes: b.cfg.UploadBytes,
-			UploadAge:   b.cfg.UploadAge,
-			Logger:      b.logger,
-			AfterPut:    testHook("after-put"),
-			AfterCommit: testHook("after-commit"),
-		})
-		b.bg.Add(1)
-		go func() {
-			defer b.bg.Done()
-			u.Run(ctx)
-		}()
-	}
 	b.startStorageTasks(ctx)
 }
 
-// stopBackground stops the uploaders and the storage tasks and waits for them.
+// stopBackground stops the storage tasks and waits for them.
 func (b *Broker) stopBackground() {
 	if b.bgCancel != nil {
 		b.bgCancel()

@@ -41,6 +41,14 @@ func (im *Image) apply(c Command, index uint64) (next *Image, resp any) {
 		return im.applyDeleteGroupOffsets(c, index)
 	case ExpireGroupOffsetsCmd:
 		return im.applyExpireGroupOffsets(c, index)
+	case InitLayoutCmd:
+		return im.applyInitLayout(c, index)
+	case AddMemberCmd:
+		return im.applyAddMember(c, index)
+	case RemoveMemberCmd:
+		return im.applyRemoveMember(c, index)
+	case SetWALLeaderCmd:
+		return im.applySetWALLeader(c, index)
 	case RequestCmd:
 		// The FSM answers repeated request ids from its request table; the
 		// image itself only applies the command.
@@ -65,6 +73,9 @@ func (im *Image) applyInitCluster(c InitClusterCmd, index uint64) (*Image, any) 
 }
 
 func (im *Image) applyRegisterBroker(c RegisterBrokerCmd, index uint64) (*Image, any) {
+	if slices.Contains(im.RemovedMembers, c.Broker.ID) {
+		return nil, fmt.Errorf("%w: broker %d", ErrMemberRemoved, c.Broker.ID)
+	}
 	if old, ok := im.Brokers[c.Broker.ID]; ok && old == c.Broker {
 		return nil, nil
 	}

@@ -27,6 +27,10 @@ const (
 	CmdDeleteGroupOffsets  CommandType = 13
 	CmdExpireGroupOffsets  CommandType = 14
 	CmdRequest             CommandType = 15 // a RequestCmd: a command with its proposer's request id
+	CmdInitLayout          CommandType = 16
+	CmdAddMember           CommandType = 17
+	CmdRemoveMember        CommandType = 18
+	CmdSetWALLeader        CommandType = 19
 )
 
 // String names the command type.
@@ -62,6 +66,14 @@ func (t CommandType) String() string {
 		return "ExpireGroupOffsets"
 	case CmdRequest:
 		return "Request"
+	case CmdInitLayout:
+		return "InitLayout"
+	case CmdAddMember:
+		return "AddMember"
+	case CmdRemoveMember:
+		return "RemoveMember"
+	case CmdSetWALLeader:
+		return "SetWALLeader"
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
@@ -273,6 +285,14 @@ func DecodeCommand(b []byte) (Command, error) {
 		c, err = decodeInto[ExpireGroupOffsetsCmd](body)
 	case CmdRequest:
 		c, err = decodeInto[RequestCmd](body)
+	case CmdInitLayout:
+		c, err = decodeInto[InitLayoutCmd](body)
+	case CmdAddMember:
+		c, err = decodeInto[AddMemberCmd](body)
+	case CmdRemoveMember:
+		c, err = decodeInto[RemoveMemberCmd](body)
+	case CmdSetWALLeader:
+		c, err = decodeInto[SetWALLeaderCmd](body)
 	default:
 		return nil, fmt.Errorf("%w: unknown type %d", ErrInvalidCommand, b[0])
 	}

@@ -48,3 +48,15 @@ var (
 	// different content, or a compaction output reuses a known key.
 	ErrObjectExists = errors.New("metadata: object already exists")
 )
+
+// Membership errors.
+var (
+	// ErrMemberExists is returned when a broker id is admitted again with
+	// another cluster address.
+	ErrMemberExists = errors.New("metadata: broker is already a member")
+	// ErrMemberRemoved is returned when a removed broker id is admitted or
+	// registered again: ids are never reused.
+	ErrMemberRemoved = errors.New("metadata: broker was removed from the cluster")
+	// ErrUnknownMember is returned for a broker id that is not a member.
+	ErrUnknownMember = errors.New("metadata: unknown broker")
+)

@@ -146,9 +146,9 @@ func (f *fsm) applyRequest(im *Image, r RequestCmd, index uint64) (*Image, any) 
 
 // snapshotVersion is the version of the snapshot format written by Persist.
 // Version 2 added the object index, version 3 the committed group offsets,
-// version 4 the applied index and the request outcomes; older snapshots
-// still restore.
-const snapshotVersion = 4
+// version 4 the applied index and the request outcomes, version 5 the
+// members and the WAL-group layout; older snapshots still restore.
+const snapshotVersion = 5
 
 // snapshotData is the serialised image.
 type snapshotData struct {
@@ -169,6 +169,10 @@ type snapshotData struct {
 	// Since version 4.
 	Applied  uint64          `json:"applied,omitempty"`
 	Requests []requestRecord `json:"requests,omitempty"`
+	// Since version 5.
+	Members        []Member   `json:"members,omitempty"`
+	WALGroups      []WALGroup `json:"wal_groups,omitempty"`
+	RemovedMembers []int32    `json:"removed_members,omitempty"`
 }
 
 // streamOffsets is a stream's history in a snapshot, for streams with a
@@ -246,6 +250,9 @@ func encodeState(w io.Writer, s fsmSnapshot) error {
 		NextStreamID:   im.NextStreamID,
 		NextProducerID: im.NextProducerID,
 		Index:          im.Index,
+		Members:        im.SortedMembers(),
+		WALGroups:      im.WALGroups,
+		RemovedMembers: im.RemovedMembers,
 	}
 	for _, name := range im.SortedTopicNames() {
 		d.Topics = append(d.Topics, im.Topics[name])
@@ -290,6 +297,15 @@ func decodeImage(d *snapshotData) (*Image, error) {
 	for _, b := range d.Brokers {
 		im.Brokers[b.ID] = b
 	}
+	for _, m := range d.Members {
+		im.Members[m.ID] = m
+	}
+	for i, g := range d.WALGroups {
+		if g.ID != uint32(i) || len(g.Replicas) == 0 {
+			return nil, fmt.Errorf("%w: snapshot wal group %d is inconsistent", ErrInvalidCommand, i)
+		}
+	}
+	im.WALGroups, im.RemovedMembers = d.WALGroups, d.RemovedMembers
 	for _, t := range d.Topics {
 		if err := checkSnapshotTopic(im, t); err != nil {
 			return nil, err

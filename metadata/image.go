@@ -13,7 +13,14 @@ import (
 // not modify it either (maps, topics and partition slices are shared between
 // versions).
 type Image struct {
-	ClusterID  string
+	ClusterID string
+	// Members are the brokers admitted to the cluster and WALGroups the
+	// layout of the WAL Raft groups, indexed by group id (cluster.go).
+	// RemovedMembers are the ids of removed brokers, never reused.
+	Members        map[int32]Member
+	WALGroups      []WALGroup
+	RemovedMembers []int32
+	// Brokers are the registered brokers' Kafka addresses.
 	Brokers    map[int32]Broker
 	Topics     map[string]*Topic
 	TopicsByID map[TopicID]*Topic
@@ -120,6 +127,7 @@ func (im *Image) SortedBrokers() []Broker {
 func emptyImage() *Image {
 	return &Image{
 		Brokers:      map[int32]Broker{},
+		Members:      map[int32]Member{},
 		Topics:       map[string]*Topic{},
 		TopicsByID:   map[TopicID]*Topic{},
 		Objects:      map[string]*Object{},

@@ -121,6 +121,9 @@ var sentinels = []struct {
 	{"range_conflict", ErrRangeConflict},
 	{"unknown_object", ErrUnknownObject},
 	{"object_exists", ErrObjectExists},
+	{"member_exists", ErrMemberExists},
+	{"member_removed", ErrMemberRemoved},
+	{"unknown_member", ErrUnknownMember},
 }
 
 // encodeResult encodes an FSM response (an error or a JSON-able value).

@@ -30,7 +30,11 @@ type Config struct {
 	// Peers are the initial members of the metadata group, the same list on
 	// every broker; members marked NonVoter follow without voting (see
 	// VoterPeers). Empty: this node alone.
-	Peers  []raftgroup.Peer
+	Peers []raftgroup.Peer
+	// Join opens the group on a broker new to an existing cluster: nothing
+	// is bootstrapped, and Open waits until the leader adds this node
+	// (after AddMember) and the image has arrived.
+	Join   bool
 	Logger *slog.Logger // nil: slog.Default()
 	// ApplyTimeout bounds each write (0: DefaultApplyTimeout); a shorter
 	// context deadline wins.
@@ -93,6 +97,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s := &Store{cfg: cfg, logger: cfg.Logger.With("component", "metadata"), fsm: newFSM(cfg.Logger), done: make(chan struct{})}
 	g, err := raftgroup.Open(raftgroup.Config{
 		Name: GroupName, Dir: cfg.Dir, NodeID: cfg.NodeID, Mux: cfg.Mux, Peers: cfg.Peers, Logger: cfg.Logger,
+		Join: cfg.Join,
 	}, s.fsm)
 	if err != nil {
 		return nil, fmt.Errorf("metadata: open: %w", err)
@@ -224,6 +229,10 @@ func (s *Store) TransferLeadership(ctx context.Context) error {
 		}
 	}
 }
+
+// Servers returns the metadata group's Raft configuration as this node
+// knows it.
+func (s *Store) Servers() ([]raft.Server, error) { return s.group.Servers() }
 
 // LeaderID returns the node id of the group's current leader, or "" while
 // there is none.

@@ -107,12 +107,15 @@ func Open(ctx context.Context, cfg Config) (*Group, error) {
 		inflight: make(chan inflightEntry, cfg.MaxInFlight),
 		closing:  make(chan struct{}),
 	}
-	g.fsm.replicated.Store(len(cfg.Raft.Peers) > 1)
+	g.fsm.replicated.Store(len(cfg.Raft.Peers) > 1 || cfg.Raft.Join)
 	rg, err := raftgroup.Open(cfg.Raft, g.fsm)
 	if err != nil {
 		return nil, fmt.Errorf("wal: open group %s: %w", cfg.Raft.Name, err)
 	}
 	g.rg = rg
+	if servers, err := rg.Servers(); err == nil && len(servers) > 1 {
+		g.fsm.replicated.Store(true) // replicas were added since the first start
+	}
 	g.fsm.setLogStore(rg.Logs)
 	if err := rg.WaitLeader(ctx); err != nil {
 		rg.Close()
@@ -131,6 +134,28 @@ func Open(ctx context.Context, cfg Config) (*Group, error) {
 	go g.commitLoop()
 	go g.compactLoop()
 	return g, nil
+}
+
+// PrepareReplication readies a group that has had a single voter to take
+// more: from now on its snapshots carry the batches not yet uploaded, and a
+// snapshot is taken at once, so that a replica added next receives the
+// whole WAL tail (a one-voter group's snapshots leave it to the log, which
+// may be compacted past it).
+func (g *Group) PrepareReplication() error {
+	if g.fsm.replicated.Swap(true) {
+		return nil
+	}
+	// The barrier's entry makes the snapshot newer than the last one, which
+	// was taken without the data.
+	err := g.rg.Raft.Barrier(g.cfg.ApplyTimeout).Error()
+	if err == nil {
+		err = g.rg.Raft.Snapshot().Error()
+	}
+	if err != nil {
+		g.fsm.replicated.Store(false)
+		return fmt.Errorf("wal: group %s: snapshot before replication: %w", g.cfg.Raft.Name, err)
+	}
+	return nil
 }
 
 // Close stops the appender, fails what was not handed to Raft, waits for what

@@ -38,7 +38,7 @@ type flagValues struct {
 	config, dataDir, listen, advertise, clusterListen, peers string
 	objectStore, metricsListen, logLevel, logFormat          string
 	nodeID, defaultPartitions                                int
-	autoCreateTopics                                         bool
+	autoCreateTopics, join                                   bool
 	maxRequestSize, tailCacheBytes                           byteSize
 	uploadBytes, walMaxPendingBytes, blockCacheBytes         byteSize
 	uploadAge                                                time.Duration
@@ -60,7 +60,8 @@ func newFlagSet(v *flagValues) *flag.FlagSet {
 	fs.StringVar(&v.advertise, "advertise", "", "`HOST:PORT` given to clients (default: the listen address)")
 	fs.IntVar(&v.nodeID, "node-id", 1, "broker id `N`, unique in the cluster")
 	fs.StringVar(&v.clusterListen, "cluster-listen", "127.0.0.1:9093", "`HOST:PORT` of Raft and internal traffic")
-	fs.StringVar(&v.peers, "peers", "", "every cluster member's cluster address `ID@HOST:PORT,...`, this node included, at most 3 (default: empty = single node)")
+	fs.StringVar(&v.peers, "peers", "", "a new cluster's members with their cluster addresses `ID@HOST:PORT,...`, this node included (default: empty = single node)")
+	fs.BoolVar(&v.join, "join", false, "join an existing cluster: wait until shoalctl cluster add-broker admits this broker")
 	fs.StringVar(&v.objectStore, "object-store", "",
 		"object store `URL`: file://DIR or s3://BUCKET?endpoint=HOST:PORT&region=R&path-style=true&tls=false (default: file://<data-dir>/objects)")
 	fs.StringVar(&v.metricsListen, "metrics-listen", "127.0.0.1:9094", "`HOST:PORT` of /metrics, /healthz, /readyz (empty = disabled)")
@@ -301,6 +302,7 @@ func (v *flagValues) settings(fileOnly map[string]string, env func(string) strin
 		return s, usagef("--default-partitions %d: want at least 1", v.defaultPartitions)
 	}
 	cfg.AutoCreateTopics, cfg.DefaultPartitions = v.autoCreateTopics, int32(v.defaultPartitions)
+	cfg.Join = v.join
 	if v.maxRequestSize < 1024 || v.maxRequestSize > 1<<31-1 {
 		return s, usagef("--max-request-size %s: want 1KiB..2GiB-1", v.maxRequestSize.String())
 	}
@@ -422,7 +424,7 @@ func checkHostPort(a string) error {
 // parsePeers parses ID@HOST:PORT,...: every member of the cluster with its
 // cluster address, this node included (at the address its --cluster-listen
 // binds); every broker of a cluster gets the same list. At most
-// broker.MaxClusterSize members until the leader registry lands.
+// broker.MaxClusterSize members; more join later (--join).
 func parsePeers(s string) ([]raftgroup.Peer, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil

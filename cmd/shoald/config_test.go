@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -166,7 +167,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad cluster listen", []string{"--cluster-listen", "x:y"}, "", "--cluster-listen"},
 		{"bad metrics", []string{"--metrics-listen", "nope"}, "", "--metrics-listen"},
 		{"empty data dir", []string{"--data-dir", ""}, "", "--data-dir"},
-		{"four nodes", []string{"--peers", "1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293,4@127.0.0.1:9393"}, "", "more than 3 brokers are not supported yet"},
+		{"65 nodes", []string{"--peers", manyPeers(65)}, "", "a cluster starts with at most 64"},
 		{"self not listed", []string{"--peers", "2@127.0.0.1:9193,3@127.0.0.1:9293"}, "", "is not listed"},
 		{"self elsewhere", []string{"--peers", "1@127.0.0.1:9999,2@127.0.0.1:9193"}, "", "does not match cluster-listen"},
 		{"peer twice", []string{"--peers", "1@127.0.0.1:9093,1@127.0.0.1:9193"}, "", "listed twice"},
@@ -336,4 +337,13 @@ func TestParseConfigThreePeers(t *testing.T) {
 	if !slices.Equal(s.broker.Peers, want) {
 		t.Errorf("Peers = %+v, want %+v", s.broker.Peers, want)
 	}
+}
+
+// manyPeers lists n peers, node 1 at the default cluster address.
+func manyPeers(n int) string {
+	var out []string
+	for i := 1; i <= n; i++ {
+		out = append(out, fmt.Sprintf("%d@127.0.0.1:%d", i, 9093+100*(i-1)))
+	}
+	return strings.Join(out, ",")
 }

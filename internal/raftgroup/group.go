@@ -36,6 +36,11 @@ type Config struct {
 	Peers  []Peer       // initial members (voters unless NonVoter); empty means this node alone
 	Logger *slog.Logger // nil means slog.Default()
 
+	// Join opens a group this node is new to without bootstrapping it: the
+	// node waits until the group's leader adds it (Reconcile) and then
+	// receives the group's snapshot and log. Peers are ignored.
+	Join bool
+
 	// KeepAllLogs disables log compaction after snapshots. The WAL keeps its
 	// entries until they are uploaded, because reads are served from them.
 	KeepAllLogs bool
@@ -125,7 +130,7 @@ func Open(cfg Config, fsm raft.FSM) (*Group, error) {
 	g.Raft = r
 	// Raft bootstraps only on voters; a non-voter learns the configuration
 	// from the leader's first entries.
-	if !existing && !localNonVoter(cfg) {
+	if !existing && !cfg.Join && !localNonVoter(cfg) {
 		if err := r.BootstrapCluster(bootstrapConfig(cfg, transport)).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			g.Close()
 			return nil, fmt.Errorf("raftgroup %s: bootstrap: %w", cfg.Name, err)
