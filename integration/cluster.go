@@ -34,14 +34,17 @@ type Cluster struct {
 
 	adminOnce sync.Once
 	admin     *kadm.Client
+
+	tmp  string   // the test's directory of broker directories
+	opts []Option // StartCluster's options, for brokers that join later
+	args []string // the object-store flags every broker gets
 }
 
 // clusterProbeTopic is the topic StartCluster writes to once per partition
 // to know that every WAL group has a leader that serves writes.
 const clusterProbeTopic = "cluster-probe"
 
-// StartCluster starts n shoald processes (n <= 3, the largest cluster
-// shoald runs today) on free loopback ports, each with its own temporary
+// StartCluster starts n shoald processes on free loopback ports, each with its own temporary
 // data directory and the same --peers, and waits until every broker is
 // ready and every partition of a probe topic (one partition per WAL group)
 // accepts an acks=all write. opts apply to every broker; WithArgs flags
@@ -56,7 +59,8 @@ func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
 		t.Fatalf("StartCluster: %d brokers", n)
 	}
 	tmp := t.TempDir()
-	c := &Cluster{t: t, ObjectDir: filepath.Join(tmp, "objects")}
+	c := &Cluster{t: t, ObjectDir: filepath.Join(tmp, "objects"), tmp: tmp, opts: opts}
+	c.args = []string{"--object-store", "file://" + c.ObjectDir}
 	// Every port first: --peers names every broker's cluster address.
 	addrs := FreeAddrs(t, 3*n)
 	peers := make([]string, n)
@@ -64,24 +68,7 @@ func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
 		peers[i] = fmt.Sprintf("%d@%s", i+1, addrs[3*i+1])
 	}
 	for i := range n {
-		dir := filepath.Join(tmp, "broker-"+strconv.Itoa(i+1))
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		b := &Broker{
-			t:           t,
-			Addr:        addrs[3*i],
-			ClusterAddr: addrs[3*i+1],
-			MetricsAddr: addrs[3*i+2],
-			DataDir:     filepath.Join(dir, "data"),
-			logPath:     filepath.Join(dir, "shoald.log"),
-			args: []string{"--node-id", strconv.Itoa(i + 1), "--peers", strings.Join(peers, ","),
-				"--object-store", "file://" + c.ObjectDir},
-		}
-		for _, o := range opts {
-			o(b)
-		}
-		c.Brokers = append(c.Brokers, b)
+		c.Brokers = append(c.Brokers, c.newBroker(i+1, addrs[3*i:3*i+3], "--peers", strings.Join(peers, ",")))
 	}
 	stores := 0
 	for _, a := range c.Brokers[0].args {
@@ -92,19 +79,6 @@ func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	if stores > 1 { // an option chose another store
 		c.ObjectDir = ""
 	}
-	for _, b := range c.Brokers {
-		t.Cleanup(func() {
-			b.mu.Lock()
-			running := b.cmd != nil && !isDone(b.done)
-			b.mu.Unlock()
-			if running {
-				b.Kill() // also ends a paused (SIGSTOP) process
-			}
-			if t.Failed() {
-				t.Logf("shoald %s log (%s), last lines:\n%s", b.NodeID(), b.Addr, b.LogTail(60))
-			}
-		})
-	}
 	t.Cleanup(func() {
 		if c.admin != nil {
 			c.admin.Close()
@@ -113,6 +87,54 @@ func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	c.StartAll()
 	c.WaitWritable(t, clusterProbeTopic, int32(n), startTimeout)
 	return c
+}
+
+// newBroker prepares broker id on addrs (Kafka, cluster, metrics) with
+// the cluster's store and options, and stops it when the test ends.
+func (c *Cluster) newBroker(id int, addrs []string, args ...string) *Broker {
+	t := c.t
+	dir := filepath.Join(c.tmp, "broker-"+strconv.Itoa(id))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := &Broker{
+		t:           t,
+		Addr:        addrs[0],
+		ClusterAddr: addrs[1],
+		MetricsAddr: addrs[2],
+		DataDir:     filepath.Join(dir, "data"),
+		logPath:     filepath.Join(dir, "shoald.log"),
+		args:        append(append([]string{"--node-id", strconv.Itoa(id)}, args...), c.args...),
+	}
+	for _, o := range c.opts {
+		o(b)
+	}
+	t.Cleanup(func() {
+		b.mu.Lock()
+		running := b.cmd != nil && !isDone(b.done)
+		b.mu.Unlock()
+		if running {
+			b.Kill() // also ends a paused (SIGSTOP) process
+		}
+		if t.Failed() {
+			t.Logf("shoald %s log (%s), last lines:\n%s", b.NodeID(), b.Addr, b.LogTail(60))
+		}
+	})
+	return b
+}
+
+// Join starts a new broker, node id len(Brokers)+1, with --join (it
+// bootstraps nothing and waits to be admitted: shoalctl cluster
+// add-broker) and the cluster's store and options, and appends it to
+// Brokers. The channel reports the start: nil once the broker is ready
+// (after its admission), or why it did not become ready.
+func (c *Cluster) Join() (*Broker, <-chan error) {
+	c.t.Helper()
+	b := c.newBroker(len(c.Brokers)+1, FreeAddrs(c.t, 3), "--join")
+	c.Brokers = append(c.Brokers, b)
+	ready := make(chan error, 1)
+	go func() { ready <- b.start() }()
+	return b, ready
 }
 
 // StartAll starts every broker that is not running, all at once (a

@@ -2,8 +2,11 @@ package integration
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -21,12 +24,12 @@ import (
 // The broker leading the most partitions is killed with SIGKILL. Then:
 // every acknowledged record is stored exactly once at the offset it was
 // acknowledged with, offsets are dense, the producers gave up on nothing,
-// and both groups process every record.
-//
-// Not covered yet: a replacement broker joining to take the dead one's
-// place, and removing the dead one. Joins and removals are not built (a
-// cluster is the static --peers list of at most 3 brokers), so the
-// survivors carry on as a 2-of-3 majority.
+// and both groups process every record. Once writes are back, the dead
+// broker is removed and a replacement (started with --join) is admitted
+// with shoalctl cluster remove-broker|add-broker: it becomes a voter of
+// every WAL group, receiving each group's snapshot (the WAL tail not yet
+// in object storage) and new entries, never partition history, and then
+// leads the group the dead broker preferred.
 //
 // Reported: the time until writes succeed again on every partition (the
 // first acknowledgement, per partition, of a record produced after the
@@ -34,12 +37,13 @@ import (
 // carried between the survivors' cluster listeners after the kill (TCP
 // byte counts from ss) next to the value bytes acknowledged meanwhile:
 // with nothing copied between brokers the former is the latter (one
-// follower per group left) plus Raft's framing and heartbeats.
+// follower per group left) plus Raft's framing and heartbeats; and the
+// bytes sent to the replacement until it caught up, next to the history.
 func TestClusterNodeLoss(t *testing.T) {
 	const topic, partitions = "nodeloss", 6
 	m := s3test.StartMinIO(t)
 	c := StartCluster(t, 3, WithMinIO(m, "nodeloss"),
-		WithArgs("--upload-age", "1s", "--upload-bytes", "1MiB"))
+		WithArgs("--upload-age", "1s", "--upload-bytes", "1MiB", "--leader-balance-delay", "2s"))
 	c.CreateTopic(t, topic, partitions)
 
 	tail, lagging := newLedger(), newLedger()
@@ -71,6 +75,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	t.Logf("killed broker %s (leader of %d of %d partitions) with %d records acknowledged; writes restored on every partition after %v (per partition %v)",
 		victim.NodeID(), led, partitions, ackedAtKill, restored.Round(time.Millisecond), roundAll(perPartition))
 	c.WaitLeaders(t, topic, 10*time.Second, nodeID(victim))
+	replaceBroker(t, c, victim, survivors, load)
 
 	load.waitAcked(t, ackedAtKill+5_000, 60*time.Second)
 	lagStart := time.Now()
@@ -101,6 +106,99 @@ func TestClusterNodeLoss(t *testing.T) {
 			t.Logf("%s group processed %d records twice (commits lost to a coordinator failover)", name, dups)
 		}
 	}
+}
+
+// replaceBroker removes the dead broker victim and admits a new one with
+// shoalctl, waits until the new broker is a caught-up voter of every WAL
+// group and leads the group victim preferred, and reports the bytes sent
+// to it (every connection to its cluster listener) next to the history.
+func replaceBroker(t *testing.T, c *Cluster, victim *Broker, survivors []*Broker, load *clusterLoad) {
+	t.Helper()
+	joiner, ready := c.Join()
+	ctl := &ctl{t: t, bootstrap: survivors[0].Addr, admin: "http://" + survivors[0].MetricsAddr, home: t.TempDir()}
+	ctl.ok("cluster", "remove-broker", "--id", victim.NodeID())
+	ctl.fails(1, "removed", "cluster", "add-broker", "--id", victim.NodeID(), "--cluster-address", victim.ClusterAddr)
+	var pending int64
+	leaderIndex := map[uint32]uint64{}
+	for _, b := range survivors {
+		for _, g := range getClusterView(t, b).WALGroups {
+			if g.Local != nil && g.Local.State == "Leader" {
+				pending += g.Local.PendingBytes
+				leaderIndex[g.ID] = g.Local.LastIndex
+			}
+		}
+	}
+	history := load.ackedBytes()
+	admitted := time.Now()
+	ctl.ok("cluster", "add-broker", "--id", joiner.NodeID(), "--cluster-address", joiner.ClusterAddr)
+	if err := <-ready; err != nil {
+		t.Fatalf("replacement broker %s: %v", joiner.NodeID(), err)
+	}
+	id := nodeID(joiner)
+	var caughtUp time.Duration
+	Eventually(t, 60*time.Second, func() error {
+		view := getClusterView(t, joiner)
+		for _, g := range view.WALGroups {
+			if !slices.Contains(g.Replicas, id) {
+				return fmt.Errorf("wal group %d replicas %v", g.ID, g.Replicas)
+			}
+			if g.Local == nil || !slices.Contains(g.Local.Voters, id) || g.Local.AppliedIndex < leaderIndex[g.ID] {
+				return fmt.Errorf("wal group %d on the replacement: %+v (leader's index at admission %d)", g.ID, g.Local, leaderIndex[g.ID])
+			}
+		}
+		if caughtUp == 0 {
+			caughtUp = time.Since(admitted)
+		}
+		return nil
+	})
+	sent := sampleBrokerTraffic(t, joiner).since(nil)
+	t.Logf("replacement broker %s: admitted, a voter of every wal group and caught up %v after admission; "+
+		"bytes sent to it %d (wal tail waiting for upload at admission %d bytes; history %d value bytes, %d more acknowledged since)",
+		joiner.NodeID(), caughtUp.Round(time.Millisecond), sent, pending, history, load.ackedBytes()-history)
+	if sent > history/2 {
+		t.Errorf("the replacement received %d bytes, more than half the history (%d value bytes): history was copied", sent, history)
+	}
+	// It takes over the dead broker's preferred group.
+	Eventually(t, 30*time.Second, func() error {
+		view := getClusterView(t, joiner)
+		for _, g := range view.WALGroups {
+			if g.Replicas[0] == id && g.Local != nil && g.Local.State == "Leader" {
+				return nil
+			}
+		}
+		return fmt.Errorf("the replacement leads none of its preferred groups: %+v", view.WALGroups)
+	})
+}
+
+// clusterView is the part of GET /admin/cluster the tests read.
+type clusterView struct {
+	WALGroups []struct {
+		ID       uint32  `json:"id"`
+		Replicas []int32 `json:"replicas"`
+		Leader   int32   `json:"leader"`
+		Local    *struct {
+			State        string  `json:"state"`
+			Voters       []int32 `json:"voters"`
+			LastIndex    uint64  `json:"last_index"`
+			AppliedIndex uint64  `json:"applied_index"`
+			PendingBytes int64   `json:"pending_upload_bytes"`
+		} `json:"local"`
+	} `json:"wal_groups"`
+}
+
+// getClusterView reads b's GET /admin/cluster.
+func getClusterView(t *testing.T, b *Broker) clusterView {
+	t.Helper()
+	resp, err := http.Get("http://" + b.MetricsAddr + "/admin/cluster")
+	if err != nil {
+		t.Fatalf("GET /admin/cluster of broker %s: %v", b.NodeID(), err)
+	}
+	defer resp.Body.Close()
+	var v clusterView
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /admin/cluster of broker %s: %s: %v", b.NodeID(), resp.Status, err)
+	}
+	return v
 }
 
 // nodeID is the broker's node id as Metadata reports it.

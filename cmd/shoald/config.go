@@ -46,6 +46,7 @@ type flagValues struct {
 	objectGrace, orphanSweepInterval                         time.Duration
 	groupInitialDelay, groupMinSession, groupMaxSession      time.Duration
 	groupConsumerSession, groupConsumerHeartbeat             time.Duration
+	leaderBalanceDelay                                       time.Duration
 }
 
 // newFlagSet declares every flag of shoald. Its defaults are those of the
@@ -61,6 +62,8 @@ func newFlagSet(v *flagValues) *flag.FlagSet {
 	fs.IntVar(&v.nodeID, "node-id", 1, "broker id `N`, unique in the cluster")
 	fs.StringVar(&v.clusterListen, "cluster-listen", "127.0.0.1:9093", "`HOST:PORT` of Raft and internal traffic")
 	fs.StringVar(&v.peers, "peers", "", "a new cluster's members with their cluster addresses `ID@HOST:PORT,...`, this node included (default: empty = single node)")
+	fs.DurationVar(&v.leaderBalanceDelay, "leader-balance-delay", 10*time.Second,
+		"lead a WAL group this `DURATION` before handing it to its preferred leader (negative: never)")
 	fs.BoolVar(&v.join, "join", false, "join an existing cluster: wait until shoalctl cluster add-broker admits this broker")
 	fs.StringVar(&v.objectStore, "object-store", "",
 		"object store `URL`: file://DIR or s3://BUCKET?endpoint=HOST:PORT&region=R&path-style=true&tls=false (default: file://<data-dir>/objects)")
@@ -302,7 +305,7 @@ func (v *flagValues) settings(fileOnly map[string]string, env func(string) strin
 		return s, usagef("--default-partitions %d: want at least 1", v.defaultPartitions)
 	}
 	cfg.AutoCreateTopics, cfg.DefaultPartitions = v.autoCreateTopics, int32(v.defaultPartitions)
-	cfg.Join = v.join
+	cfg.Join, cfg.LeaderBalanceDelay = v.join, v.leaderBalanceDelay
 	if v.maxRequestSize < 1024 || v.maxRequestSize > 1<<31-1 {
 		return s, usagef("--max-request-size %s: want 1KiB..2GiB-1", v.maxRequestSize.String())
 	}
