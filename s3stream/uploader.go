@@ -25,6 +25,12 @@ type UploadSource interface {
 	Trim(ctx context.Context, ranges []wal.PendingRange) error
 }
 
+// uploadRequester is an UploadSource that can ask for an upload ahead of
+// the schedule (*wal.Group: a partition move waits for its stream's data).
+type uploadRequester interface {
+	UploadRequested() <-chan struct{}
+}
+
 // ObjectCommitter is the metadata the uploader commits objects to (a *metadata.Store).
 type ObjectCommitter interface {
 	Image() *metadata.Image
@@ -95,18 +101,26 @@ func NewUploader(store ObjectStore, src UploadSource, index ObjectCommitter, cfg
 }
 
 // Run uploads until ctx ends. Storage errors are retried with backoff and
-// jitter; the data stays in the WAL meanwhile.
+// jitter; the data stays in the WAL meanwhile. A source that can request
+// an upload (UploadRequested) gets one at once, whatever is pending.
 func (u *Uploader) Run(ctx context.Context) {
 	t := time.NewTicker(u.cfg.PollInterval)
 	defer t.Stop()
+	var requested <-chan struct{}
+	if r, ok := u.src.(uploadRequester); ok {
+		requested = r.UploadRequested()
+	}
 	failures := 0
 	for {
+		forced := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-requested:
+			forced = true
 		}
-		if !u.due() {
+		if due := u.due(); !due && !(forced && u.src.IsLeader()) {
 			continue
 		}
 		if err := u.UploadOnce(ctx); err != nil {

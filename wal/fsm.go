@@ -47,6 +47,10 @@ type fsm struct {
 	// replicated: the group has other voters, so snapshots carry the
 	// batch bytes (see snapshotState.WithData).
 	replicated atomic.Bool
+	// epochBase mirrors mu.moves.EpochBase for LeaderEpoch (move.go).
+	epochBase atomic.Int32
+	// uploadReq carries Group.RequestUpload to the uploader (move.go).
+	uploadReq chan struct{}
 
 	mu struct {
 		sync.RWMutex
@@ -57,12 +61,14 @@ type fsm struct {
 		fifo       []cacheKey // oldest first; fifo[fifoHead:] are live
 		fifoHead   int
 		changed    chan struct{}
+		moves      moveState // fenced and opened streams (move.go)
 	}
 }
 
 func newFSM(cacheLimit int64, logger *slog.Logger) *fsm {
-	f := &fsm{logger: logger, trimmed: make(chan struct{}, 1)}
+	f := &fsm{logger: logger, trimmed: make(chan struct{}, 1), uploadReq: make(chan struct{}, 1)}
 	f.mu.streams = make(map[uint64]*stream)
+	f.mu.moves = newMoveState()
 	f.mu.cacheLimit = cacheLimit
 	f.mu.changed = make(chan struct{})
 	return f
@@ -72,6 +78,9 @@ func newFSM(cacheLimit int64, logger *slog.Logger) *fsm {
 func (f *fsm) Apply(l *raft.Log) interface{} {
 	if len(l.Data) > 0 && l.Data[0] == entryKindTrim {
 		return f.applyTrim(l)
+	}
+	if len(l.Data) > 0 && l.Data[0] == entryKindMove {
+		return f.applyMove(l)
 	}
 	reqs, err := decodeEntry(l.Data)
 	if err != nil {
@@ -84,7 +93,7 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 	f.mu.Lock()
 	pos := uint32(0) // position of the request's first batch in the entry
 	for i := range reqs {
-		results[i] = f.applyRequestLocked(&reqs[i], l.Index, pos, int32(l.Term))
+		results[i] = f.applyRequestLocked(&reqs[i], l.Index, pos, int32(l.Term)+f.mu.moves.EpochBase)
 		pos += uint32(len(reqs[i].batches))
 	}
 	f.evictLocked()
@@ -96,6 +105,9 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 
 // applyRequestLocked accepts or refuses one partition's batches as a whole.
 func (f *fsm) applyRequestLocked(r *request, index uint64, pos uint32, epoch int32) result {
+	if _, fenced := f.mu.moves.Fenced[r.stream]; fenced {
+		return result{Err: ErrFenced}
+	}
 	s := f.mu.streams[r.stream]
 	if s == nil {
 		s = newStream(r.stream)
@@ -195,14 +207,17 @@ type snapshotState struct {
 	// voter leaves them out: nobody can install its snapshots, and its own
 	// log keeps every entry the index needs.
 	WithData bool
+	// Moves holds the fenced and opened streams and the epoch base
+	// (version 3; move.go).
+	Moves moveState
 
 	data [][][]byte // per stream, per batch: cached bytes at Snapshot time (nil: read from the log)
 	fsm  *fsm
 }
 
-// snapshotVersion 2 adds the batch bytes after the index; version 1
-// snapshots (index only) still restore.
-const snapshotVersion = 2
+// snapshotVersion 2 adds the batch bytes after the index, version 3 the
+// moves; version 1 snapshots (index only) still restore.
+const snapshotVersion = 3
 
 // Snapshot captures a copy of the index and the cached batch bytes (which
 // are immutable); Persist writes it later, concurrently with Apply, reading
@@ -210,7 +225,7 @@ const snapshotVersion = 2
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	st := &snapshotState{Version: snapshotVersion, fsm: f, WithData: f.replicated.Load()}
+	st := &snapshotState{Version: snapshotVersion, fsm: f, WithData: f.replicated.Load(), Moves: f.mu.moves.clone()}
 	for _, s := range f.mu.streams {
 		c := &stream{ID: s.ID, Start: s.Start, Next: s.Next, MaxTSIdx: s.MaxTSIdx, Epochs: slices.Clone(s.Epochs),
 			Batches: make([]batchRef, len(s.Batches)), Producers: make(map[int64]*producerState, len(s.Producers))}
@@ -278,7 +293,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := dec.Decode(&st); err != nil {
 		return fmt.Errorf("wal: restore snapshot: %w: %v", ErrCorrupt, err)
 	}
-	if st.Version != 1 && st.Version != snapshotVersion {
+	if st.Version < 1 || st.Version > snapshotVersion {
 		return fmt.Errorf("wal: restore snapshot: %w: version %d", ErrCorrupt, st.Version)
 	}
 	streams := make(map[uint64]*stream, len(st.Streams))
@@ -306,6 +321,8 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.mu.streams = streams
+	f.mu.moves = st.Moves.orEmpty()
+	f.epochBase.Store(st.Moves.EpochBase)
 	f.mu.fifo, f.mu.fifoHead, f.mu.cacheBytes = nil, 0, 0
 	f.pendingBytes.Store(pending)
 	close(f.mu.changed)

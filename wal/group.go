@@ -189,9 +189,10 @@ func (g *Group) Leader() string {
 	return string(id)
 }
 
-// LeaderEpoch is the current Raft term, used as the Kafka leader epoch of
-// every stream of the group.
-func (g *Group) LeaderEpoch() int32 { return int32(g.rg.Raft.CurrentTerm()) }
+// LeaderEpoch is the Kafka leader epoch of every stream of the group: the
+// current Raft term plus the epoch base that streams moved in raised
+// (move.go).
+func (g *Group) LeaderEpoch() int32 { return int32(g.rg.Raft.CurrentTerm()) + g.fsm.epochBase.Load() }
 
 // Changed returns a channel closed when the next entry is applied.
 func (g *Group) Changed() <-chan struct{} { return g.fsm.changed() }
