@@ -246,6 +246,7 @@ type ackLog struct {
 type ackedAt struct {
 	partition int32
 	offset    int64
+	epoch     int32 // the leader epoch of the acknowledgement
 }
 
 func newAckLog() *ackLog {
@@ -260,7 +261,7 @@ func (l *ackLog) record(r *kgo.Record, err error) {
 		l.errs = append(l.errs, fmt.Errorf("%s: %w", r.Value, err))
 		return
 	}
-	l.acked[string(r.Value)] = ackedAt{r.Partition, r.Offset}
+	l.acked[string(r.Value)] = ackedAt{r.Partition, r.Offset, r.LeaderEpoch}
 	if !l.since.IsZero() && now.After(l.since) {
 		if _, ok := l.firstAt[r.Partition]; !ok {
 			l.firstAt[r.Partition] = now
@@ -350,7 +351,7 @@ func verifyTopic(t *testing.T, addrs []string, topic string, partitions int32, l
 			if prev, dup := seen[string(r.Value)]; dup {
 				t.Fatalf("%s stored twice: %v and %d/%d", r.Value, prev, r.Partition, r.Offset)
 			}
-			seen[string(r.Value)] = ackedAt{r.Partition, r.Offset}
+			seen[string(r.Value)] = ackedAt{r.Partition, r.Offset, r.LeaderEpoch}
 		}
 	}
 	for p, end := range want {
@@ -361,9 +362,83 @@ func verifyTopic(t *testing.T, addrs []string, topic string, partitions int32, l
 	log.mu.Lock()
 	defer log.mu.Unlock()
 	for v, at := range log.acked {
-		if got, ok := seen[v]; !ok || got != at {
+		if got, ok := seen[v]; !ok || got.partition != at.partition || got.offset != at.offset {
 			t.Errorf("acknowledged %s at %v, read at %v (found %v)", v, at, got, ok)
 		}
 	}
-	t.Logf("verified %d records (%d acknowledged) in %d partitions", len(seen), len(log.acked), partitions)
+	epochs := checkLeaderEpochs(t, cl, topic, seen, want)
+	t.Logf("verified %d records (%d acknowledged) in %d partitions, %d leader epochs", len(seen), len(log.acked), partitions, epochs)
+}
+
+// checkLeaderEpochs asks OffsetForLeaderEpoch about every leader epoch the
+// stored batches carry (KIP-101/279: how a client detects truncation) and
+// checks each answer: the same epoch, and an end offset past the epoch's
+// last record and not past the next epoch's first record (or the end). It
+// returns the number of (partition, epoch) pairs checked.
+func checkLeaderEpochs(t *testing.T, cl *kgo.Client, topic string, seen map[string]ackedAt, ends map[int32]int64) int {
+	t.Helper()
+	type span struct{ first, last int64 }
+	epochs := map[int32]map[int32]*span{} // partition -> epoch -> offsets
+	for _, at := range seen {
+		if epochs[at.partition] == nil {
+			epochs[at.partition] = map[int32]*span{}
+		}
+		s := epochs[at.partition][at.epoch]
+		if s == nil {
+			s = &span{at.offset, at.offset}
+			epochs[at.partition][at.epoch] = s
+		}
+		s.first, s.last = min(s.first, at.offset), max(s.last, at.offset)
+	}
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	req.ReplicaID = -1
+	rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	rt.Topic = topic
+	for p, es := range epochs {
+		for e := range es {
+			rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+			rp.Partition, rp.LeaderEpoch, rp.CurrentLeaderEpoch = p, e, -1
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+	}
+	req.Topics = append(req.Topics, rt)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	shards := cl.RequestSharded(ctx, req)
+	answered := 0
+	for _, sh := range shards {
+		if sh.Err != nil {
+			t.Fatalf("OffsetForLeaderEpoch: %v", sh.Err)
+		}
+		for _, rt := range sh.Resp.(*kmsg.OffsetForLeaderEpochResponse).Topics {
+			for _, rp := range rt.Partitions {
+				answered++
+				// Every epoch asked for has records, so the answer names it.
+				asked := rp.LeaderEpoch
+				s := epochs[rp.Partition][asked]
+				if rp.ErrorCode != 0 || s == nil {
+					t.Errorf("partition %d: OffsetForLeaderEpoch answered epoch %d, error %v", rp.Partition, rp.LeaderEpoch, kerr.ErrorForCode(rp.ErrorCode))
+					continue
+				}
+				next := ends[rp.Partition]
+				for e, o := range epochs[rp.Partition] {
+					if e > asked {
+						next = min(next, o.first)
+					}
+				}
+				if rp.EndOffset <= s.last || rp.EndOffset > next {
+					t.Errorf("partition %d epoch %d: end offset %d, want in (%d, %d]: truncation or a wrong answer",
+						rp.Partition, asked, rp.EndOffset, s.last, next)
+				}
+			}
+		}
+	}
+	n := 0
+	for _, es := range epochs {
+		n += len(es)
+	}
+	if answered != n {
+		t.Errorf("OffsetForLeaderEpoch answered %d of %d epochs", answered, n)
+	}
+	return n
 }

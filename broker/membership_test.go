@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/shoal-io/shoal/metadata"
 )
@@ -48,7 +49,7 @@ func TestClusterFourBrokers(t *testing.T) {
 	})
 	log := newAckLog()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-	produceLoop(ctx, clusterClient(t, c.seeds()[3:]), topic, partitions, log)
+	produceLoop(ctx, clusterClient(t, c.seeds()[3:], kgo.RecordPartitioner(kgo.ManualPartitioner())), topic, partitions, log)
 	cancel()
 	if log.count() < 500 {
 		t.Fatalf("%d records acknowledged", log.count())
@@ -71,7 +72,7 @@ func TestClusterReplaceBroker(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		produceLoop(ctx, clusterClient(t, c.seeds()), topic, partitions, log)
+		produceLoop(ctx, clusterClient(t, c.seeds(), kgo.RecordPartitioner(kgo.ManualPartitioner())), topic, partitions, log)
 	}()
 	eventually(t, 10*time.Second, func() error {
 		if log.count() < 300 {
