@@ -2,6 +2,7 @@ package wal
 
 import (
 	"context"
+	"time"
 )
 
 // AppendResult is where a committed append went.
@@ -15,11 +16,12 @@ type AppendResult struct {
 
 // Append is one submitted record set, waiting for its entry to commit.
 type Append struct {
-	req  request
-	size int
-	done chan struct{}
-	res  AppendResult
-	err  error
+	req       request
+	size      int
+	submitted time.Time // for the commit latency (stats.go)
+	done      chan struct{}
+	res       AppendResult
+	err       error
 }
 
 func (a *Append) finish(r result, err error) {
@@ -51,7 +53,7 @@ func (a *Append) Done() <-chan struct{} { return a.done }
 // that submits in request order keeps its producer's sequences in order.
 // The batches are copied into the entry; the caller keeps ownership.
 func (g *Group) Submit(ctx context.Context, stream uint64, batches [][]byte) *Append {
-	a := &Append{req: request{stream: stream, batches: batches}, done: make(chan struct{})}
+	a := &Append{req: request{stream: stream, batches: batches}, submitted: time.Now(), done: make(chan struct{})}
 	a.size = a.req.encodedSize()
 	if !g.rg.IsLeader() {
 		a.finish(result{}, ErrNotLeader)
@@ -135,6 +137,7 @@ func (g *Group) complete(e inflightEntry) {
 		}
 		return
 	}
+	g.stats.committed(e.appends)
 	switch resp := e.future.Response().(type) {
 	case []result:
 		for i, a := range e.appends {

@@ -82,6 +82,8 @@ type Group struct {
 	closeMu  sync.Mutex
 	closed   bool
 
+	stats groupStats // counters behind Stats (stats.go)
+
 	compactMu sync.Mutex // serialises log compactions
 	snapIndex uint64     // index of the last snapshot compactLog took (under compactMu)
 }

@@ -67,11 +67,15 @@ func (g *Group) Read(stream uint64, offset int64, maxBytes int) (ReadResult, err
 
 	out := make([]byte, 0, total)
 	var ent *loadedEntry
+	hits, misses := 0, 0
+	defer func() { g.stats.read(hits, misses) }()
 	for _, b := range refs {
 		if b.data != nil {
 			out = append(out, b.data...)
+			hits++
 			continue
 		}
+		misses++
 		var err error
 		if ent, err = g.loadEntry(ent, b.LogIndex); err != nil {
 			return res, err
