@@ -262,8 +262,10 @@ func (c *conn) run(api apiEntry, r *request, s *slot) {
 }
 
 // call runs the handler, turning a panic into an error that closes only
-// this connection.
+// this connection, and counts it in the metrics.
 func (c *conn) call(api apiEntry, r *request) (resp kmsg.Response, err error) {
+	start := time.Now()
+	defer func() { c.b.observeRequest(api.key, r.req, resp, err, time.Since(start)) }() // metrics_requests.go
 	defer func() {
 		if p := recover(); p != nil {
 			c.logger.Error("handler panicked; closing connection", "api", kmsg.NameForKey(api.key),

@@ -5,22 +5,32 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shoal-io/shoal/s3stream"
 )
 
-// metricsServer serves the health endpoints: /healthz answers 200 while the
-// process runs, /readyz 200 while the broker serves Kafka requests and 503
-// before and during shutdown.
+// metricsServer serves the health endpoints, the admin endpoints and the
+// Prometheus metrics: /healthz answers 200 while the process runs, /readyz
+// 200 while the broker serves Kafka requests and 503 before and during
+// shutdown, /metrics the broker's own registry (a registry per broker, not
+// the global one, so that several brokers can run in one process). The
+// metrics are listed in docs/metrics.md.
 type metricsServer struct {
 	ln  net.Listener
 	srv *http.Server
 	wg  sync.WaitGroup
+
+	reg      *prometheus.Registry
+	requests *requestMetrics // counted by conn.call (metrics_requests.go)
 }
 
 func startMetrics(addr string, b *Broker) (*metricsServer, error) {
@@ -28,6 +38,13 @@ func startMetrics(addr string, b *Broker) (*metricsServer, error) {
 	if err != nil {
 		return nil, err
 	}
+	m := &metricsServer{ln: ln, reg: prometheus.NewRegistry(), requests: newRequestMetrics()}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.requests,
+		&brokerCollector{b: b},
+	)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -42,8 +59,12 @@ func startMetrics(addr string, b *Broker) (*metricsServer, error) {
 	mux.HandleFunc("/admin/storage", b.serveStorageView)
 	b.registerObjectAdmin(mux)
 	b.registerClusterAdmin(mux)
-	mux.HandleFunc("/metrics", b.serveMetrics)
-	m := &metricsServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(b.logger.Handler(), slog.LevelWarn),
+		ErrorHandling: promhttp.ContinueOnError, // a failed collector leaves the others
+		Registry:      m.reg,                    // promhttp_metric_handler_errors_total
+	}))
+	m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -101,50 +122,5 @@ func (b *Broker) serveStorageView(w http.ResponseWriter, _ *http.Request) {
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(b.StorageView()); err != nil {
 		b.logger.Debug("write storage view", "err", err)
-	}
-}
-
-// serveMetrics writes the object-storage counters in the Prometheus text
-// format. (The full metrics set, with client_golang, comes with the
-// operations work; these are the numbers the bill is made of.)
-func (b *Broker) serveMetrics(w http.ResponseWriter, _ *http.Request) {
-	if b.objects == nil {
-		http.Error(w, "not ready", http.StatusServiceUnavailable)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	counts := b.objects.Counts()
-	reasons := make([]string, 0, len(counts))
-	for r := range counts {
-		reasons = append(reasons, string(r))
-	}
-	slices.Sort(reasons)
-	fmt.Fprintln(w, "# HELP shoal_object_requests_total Object-store requests by reason and operation.")
-	fmt.Fprintln(w, "# TYPE shoal_object_requests_total counter")
-	for _, r := range reasons {
-		c := counts[s3stream.Reason(r)]
-		for _, op := range []struct {
-			name string
-			n    int64
-		}{{"put", c.Put}, {"get", c.Get}, {"head", c.Head}, {"delete", c.Delete}, {"list", c.List}} {
-			fmt.Fprintf(w, "shoal_object_requests_total{reason=%q,op=%q} %d\n", r, op.name, op.n)
-		}
-	}
-	fmt.Fprintln(w, "# HELP shoal_object_bytes_total Object-store bytes by reason and direction.")
-	fmt.Fprintln(w, "# TYPE shoal_object_bytes_total counter")
-	for _, r := range reasons {
-		c := counts[s3stream.Reason(r)]
-		fmt.Fprintf(w, "shoal_object_bytes_total{reason=%q,direction=\"put\"} %d\n", r, c.PutBytes)
-		fmt.Fprintf(w, "shoal_object_bytes_total{reason=%q,direction=\"get\"} %d\n", r, c.GetBytes)
-	}
-	fmt.Fprintln(w, "# HELP shoal_object_request_errors_total Object-store requests that failed, by reason.")
-	fmt.Fprintln(w, "# TYPE shoal_object_request_errors_total counter")
-	for _, r := range reasons {
-		fmt.Fprintf(w, "shoal_object_request_errors_total{reason=%q} %d\n", r, counts[s3stream.Reason(r)].Errors)
-	}
-	fmt.Fprintln(w, "# HELP shoal_wal_pending_bytes Committed WAL data waiting for upload, per WAL group.")
-	fmt.Fprintln(w, "# TYPE shoal_wal_pending_bytes gauge")
-	for _, ws := range b.localWALs() {
-		fmt.Fprintf(w, "shoal_wal_pending_bytes{group=\"%d\"} %d\n", ws.id, ws.g.PendingBytes())
 	}
 }
