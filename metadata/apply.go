@@ -49,6 +49,14 @@ func (im *Image) apply(c Command, index uint64) (next *Image, resp any) {
 		return im.applyRemoveMember(c, index)
 	case SetWALLeaderCmd:
 		return im.applySetWALLeader(c, index)
+	case ReassignPartitionCmd:
+		return im.applyReassignPartition(c, index)
+	case CancelReassignmentCmd:
+		return im.applyCancelReassignment(c, index)
+	case SwitchPartitionCmd:
+		return im.applySwitchPartition(c, index)
+	case FinishReassignmentCmd:
+		return im.applyFinishReassignment(c, index)
 	case RequestCmd:
 		// The FSM answers repeated request ids from its request table; the
 		// image itself only applies the command.

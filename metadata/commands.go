@@ -31,6 +31,10 @@ const (
 	CmdAddMember           CommandType = 17
 	CmdRemoveMember        CommandType = 18
 	CmdSetWALLeader        CommandType = 19
+	CmdReassignPartition   CommandType = 20
+	CmdCancelReassignment  CommandType = 21
+	CmdSwitchPartition     CommandType = 22
+	CmdFinishReassignment  CommandType = 23
 )
 
 // String names the command type.
@@ -74,6 +78,14 @@ func (t CommandType) String() string {
 		return "RemoveMember"
 	case CmdSetWALLeader:
 		return "SetWALLeader"
+	case CmdReassignPartition:
+		return "ReassignPartition"
+	case CmdCancelReassignment:
+		return "CancelReassignment"
+	case CmdSwitchPartition:
+		return "SwitchPartition"
+	case CmdFinishReassignment:
+		return "FinishReassignment"
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
@@ -293,6 +305,14 @@ func DecodeCommand(b []byte) (Command, error) {
 		c, err = decodeInto[RemoveMemberCmd](body)
 	case CmdSetWALLeader:
 		c, err = decodeInto[SetWALLeaderCmd](body)
+	case CmdReassignPartition:
+		c, err = decodeInto[ReassignPartitionCmd](body)
+	case CmdCancelReassignment:
+		c, err = decodeInto[CancelReassignmentCmd](body)
+	case CmdSwitchPartition:
+		c, err = decodeInto[SwitchPartitionCmd](body)
+	case CmdFinishReassignment:
+		c, err = decodeInto[FinishReassignmentCmd](body)
 	default:
 		return nil, fmt.Errorf("%w: unknown type %d", ErrInvalidCommand, b[0])
 	}

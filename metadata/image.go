@@ -98,6 +98,9 @@ type Partition struct {
 	Stream      uint64
 	WALGroup    uint32
 	LeaderEpoch int32
+	// Move is the partition's move to another WAL group, while one is in
+	// progress (reassign.go).
+	Move *PartitionMove `json:",omitempty"`
 }
 
 // TopicSpec is a request to create a topic.

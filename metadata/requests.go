@@ -124,6 +124,9 @@ var sentinels = []struct {
 	{"member_exists", ErrMemberExists},
 	{"member_removed", ErrMemberRemoved},
 	{"unknown_member", ErrUnknownMember},
+	{"invalid_replica_assignment", ErrInvalidReplicaAssignment},
+	{"no_reassignment", ErrNoReassignment},
+	{"reassignment_in_progress", ErrReassignmentInProgress},
 }
 
 // encodeResult encodes an FSM response (an error or a JSON-able value).
