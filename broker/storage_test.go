@@ -119,8 +119,8 @@ func TestReadsAcrossUpload(t *testing.T) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	for _, want := range []string{
-		fmt.Sprintf(`shoal_object_requests_total{reason="upload",op="put"} %d`, v.Requests["upload"].Put),
-		`shoal_object_requests_total{reason="fetch",op="get"} `,
+		fmt.Sprintf(`shoal_object_requests_total{op="put",reason="upload"} %d`, v.Requests["upload"].Put),
+		`shoal_object_requests_total{op="get",reason="fetch"} `,
 		`shoal_wal_pending_bytes{group="0"} `,
 	} {
 		if !strings.Contains(string(body), want) {
