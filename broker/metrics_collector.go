@@ -191,18 +191,13 @@ func (b *Broker) collectWAL(ch chan<- prometheus.Metric, ws *walState) {
 	ch <- gauge(descRaftApplied, float64(r.AppliedIndex()), name)
 }
 
-// collectMetadataRaft reports what the metadata store shows of its Raft
-// group: whether this node leads it, and the index of the last command
-// applied to the image. (The store does not expose its term or last log
-// index.)
+// collectMetadataRaft reports the metadata group's Raft state.
 func (c *brokerCollector) collectMetadataRaft(ch chan<- prometheus.Metric) {
-	m := c.b.meta
-	state := raft.Follower
-	if m.IsLeader() {
-		state = raft.Leader
-	}
-	ch <- gauge(descRaftState, raftState(state), "metadata")
-	ch <- gauge(descRaftApplied, float64(m.Image().Index), "metadata")
+	r := c.b.meta.Raft()
+	ch <- gauge(descRaftState, raftState(r.State()), "metadata")
+	ch <- gauge(descRaftTerm, float64(r.CurrentTerm()), "metadata")
+	ch <- gauge(descRaftLastIndex, float64(r.LastIndex()), "metadata")
+	ch <- gauge(descRaftApplied, float64(r.AppliedIndex()), "metadata")
 }
 
 // raftState is the metric value of a Raft state: hashicorp/raft's own

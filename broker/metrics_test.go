@@ -119,6 +119,8 @@ func TestMetrics(t *testing.T) {
 	m.want(t, "shoal_raft_state", eq(2), "group", "wal-0")
 	m.want(t, "shoal_raft_term", atLeast(1), "group", "wal-0")
 	m.want(t, "shoal_raft_applied_index", atLeast(1), "group", "metadata")
+	m.want(t, "shoal_raft_term", atLeast(1), "group", "metadata")
+	m.want(t, "shoal_raft_last_index", atLeast(1), "group", "metadata")
 	applied := m.want(t, "shoal_raft_applied_index", atLeast(2*perPartition+3), "group", "wal-0")
 	m.want(t, "shoal_raft_last_index", atLeast(applied), "group", "wal-0")
 

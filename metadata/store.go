@@ -230,6 +230,10 @@ func (s *Store) TransferLeadership(ctx context.Context) error {
 	}
 }
 
+// Raft returns the metadata group's Raft replica, for its state (metrics,
+// admin views); writes go through the Store's methods.
+func (s *Store) Raft() *raft.Raft { return s.raft }
+
 // Servers returns the metadata group's Raft configuration as this node
 // knows it.
 func (s *Store) Servers() ([]raft.Server, error) { return s.group.Servers() }
