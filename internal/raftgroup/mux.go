@@ -2,6 +2,8 @@ package raftgroup
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -24,10 +26,14 @@ const preambleTimeout = 5 * time.Second
 var ErrClosed = errors.New("raftgroup: closed")
 
 // Mux owns a broker's cluster listener and hands each accepted connection to
-// the stream layer of the group it names.
+// the stream layer of the group it names. With WithTLS, every connection,
+// accepted or dialed, is TLS.
 type Mux struct {
 	ln     net.Listener
 	logger *slog.Logger
+
+	tlsServer *tls.Config        // nil: plain TCP
+	tlsClient func() *tls.Config // the dial side's config, when tlsServer is set
 
 	mu struct {
 		sync.Mutex
@@ -38,16 +44,39 @@ type Mux struct {
 	wg   sync.WaitGroup
 }
 
+// Option configures a Mux.
+type Option func(*Mux)
+
+// WithTLS makes the cluster listener speak TLS. Accepted connections
+// handshake with server (mutual TLS: its ClientAuth requires and verifies
+// client certificates; its GetConfigForClient may swap certificates).
+// Connections to peers use the config client returns at each dial, with
+// ServerName set to the peer's host when the config leaves it empty.
+func WithTLS(server *tls.Config, client func() *tls.Config) Option {
+	return func(m *Mux) { m.tlsServer, m.tlsClient = server, client }
+}
+
 // Listen opens the cluster listener on addr and starts accepting connections.
-func Listen(addr string, logger *slog.Logger) (*Mux, error) {
+func Listen(addr string, logger *slog.Logger, opts ...Option) (*Mux, error) {
+	m := &Mux{logger: logger, done: make(chan struct{})}
+	for _, o := range opts {
+		o(m)
+	}
+	if (m.tlsServer == nil) != (m.tlsClient == nil) {
+		return nil, errors.New("raftgroup: TLS needs both a server and a client config")
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("raftgroup: cluster listener %s: %w", addr, err)
 	}
-	if logger == nil {
-		logger = slog.Default()
+	if m.tlsServer != nil {
+		// The handshake runs on the first read: readPreamble's deadline bounds it.
+		ln = tls.NewListener(ln, m.tlsServer)
 	}
-	m := &Mux{ln: ln, logger: logger, done: make(chan struct{})}
+	if m.logger == nil {
+		m.logger = slog.Default()
+	}
+	m.ln = ln
 	m.mu.layers = make(map[string]*streamLayer)
 	m.wg.Add(1)
 	go m.acceptLoop()
@@ -269,15 +298,43 @@ func (l *streamLayer) Addr() net.Addr { return l.mux.Addr() }
 
 // Dial connects to a peer's cluster listener and names this group.
 func (l *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", string(address), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return l.mux.Dial(ctx, string(address), l.group)
+}
+
+// Dial connects to the cluster listener at address (over TLS when the Mux
+// has WithTLS) and names the group or channel name in the preamble. ctx
+// bounds the dial, the handshake and the preamble.
+func (m *Mux) Dial(ctx context.Context, address, name string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", address)
 	if err != nil {
 		return nil, err
 	}
-	pre := make([]byte, 0, len(preambleMagic)+1+len(l.group))
+	if m.tlsServer != nil {
+		cfg := m.tlsClient().Clone()
+		if cfg.ServerName == "" {
+			if host, _, err := net.SplitHostPort(address); err == nil {
+				cfg.ServerName = host
+			}
+		}
+		tc := tls.Client(c, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("raftgroup: dial %s: tls: %w", address, err)
+		}
+		c = tc
+	}
+	pre := make([]byte, 0, len(preambleMagic)+1+len(name))
 	pre = append(pre, preambleMagic...)
-	pre = append(pre, byte(len(l.group)))
-	pre = append(pre, l.group...)
-	if err := c.SetWriteDeadline(time.Now().Add(timeout)); err == nil {
+	pre = append(pre, byte(len(name)))
+	pre = append(pre, name...)
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(preambleTimeout)
+	}
+	if err = c.SetWriteDeadline(deadline); err == nil {
 		_, err = c.Write(pre)
 		if err == nil {
 			err = c.SetWriteDeadline(time.Time{})
