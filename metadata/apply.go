@@ -57,6 +57,8 @@ func (im *Image) apply(c Command, index uint64) (next *Image, resp any) {
 		return im.applySwitchPartition(c, index)
 	case FinishReassignmentCmd:
 		return im.applyFinishReassignment(c, index)
+	case AlterUserScramCmd:
+		return im.applyAlterUserScram(c, index)
 	case RequestCmd:
 		// The FSM answers repeated request ids from its request table; the
 		// image itself only applies the command.
@@ -84,7 +86,7 @@ func (im *Image) applyRegisterBroker(c RegisterBrokerCmd, index uint64) (*Image,
 	if slices.Contains(im.RemovedMembers, c.Broker.ID) {
 		return nil, fmt.Errorf("%w: broker %d", ErrMemberRemoved, c.Broker.ID)
 	}
-	if old, ok := im.Brokers[c.Broker.ID]; ok && old == c.Broker {
+	if old, ok := im.Brokers[c.Broker.ID]; ok && old.equal(c.Broker) {
 		return nil, nil
 	}
 	n := im.next(index)

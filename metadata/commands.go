@@ -35,6 +35,7 @@ const (
 	CmdCancelReassignment  CommandType = 21
 	CmdSwitchPartition     CommandType = 22
 	CmdFinishReassignment  CommandType = 23
+	CmdAlterUserScram      CommandType = 24
 )
 
 // String names the command type.
@@ -86,6 +87,8 @@ func (t CommandType) String() string {
 		return "SwitchPartition"
 	case CmdFinishReassignment:
 		return "FinishReassignment"
+	case CmdAlterUserScram:
+		return "AlterUserScram"
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
@@ -195,7 +198,7 @@ func checkBroker(b Broker) error {
 	case b.Port <= 0 || b.Port > 65535:
 		return fmt.Errorf("%w: broker %d port %d out of range", ErrInvalidRequest, b.ID, b.Port)
 	}
-	return nil
+	return checkEndpoints(b)
 }
 
 func (c CreateTopicCmd) check() error {
@@ -313,6 +316,8 @@ func DecodeCommand(b []byte) (Command, error) {
 		c, err = decodeInto[SwitchPartitionCmd](body)
 	case CmdFinishReassignment:
 		c, err = decodeInto[FinishReassignmentCmd](body)
+	case CmdAlterUserScram:
+		c, err = decodeInto[AlterUserScramCmd](body)
 	default:
 		return nil, fmt.Errorf("%w: unknown type %d", ErrInvalidCommand, b[0])
 	}

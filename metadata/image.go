@@ -37,6 +37,10 @@ type Image struct {
 	// any, by group id; see GroupOffsets.
 	Offsets map[string]map[TopicPartition]CommittedOffset
 
+	// Scram holds the users' SCRAM credentials, by user and mechanism
+	// (scram.go).
+	Scram map[string]map[ScramMechanism]ScramCredential
+
 	// NextStreamID is the stream id the next partition gets. Stream ids start
 	// at 1 and are never reused, also after a topic is deleted.
 	NextStreamID uint64
@@ -50,10 +54,58 @@ type Image struct {
 // Broker is one registered broker and the addresses it serves.
 type Broker struct {
 	ID          int32
-	Host        string // advertised Kafka host
-	Port        int32  // advertised Kafka port
+	Host        string // advertised Kafka host (of the first listener)
+	Port        int32  // advertised Kafka port (of the first listener)
 	Rack        string // optional
 	ClusterAddr string // cluster (Raft) listener, host:port
+	// Listeners are the advertised endpoints of every Kafka listener; a
+	// registration written before listeners had names has none (its
+	// Host and Port serve every client).
+	Listeners []Endpoint `json:",omitempty"`
+}
+
+// Endpoint is one advertised Kafka listener of a broker.
+type Endpoint struct {
+	Name             string // listener name, e.g. "PLAINTEXT", "SASL_SSL"
+	Host             string
+	Port             int32
+	SecurityProtocol string // PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
+}
+
+// Endpoint returns the broker's endpoint of the named listener. A
+// registration without listeners answers every name with Host and Port.
+func (b Broker) Endpoint(listener string) (Endpoint, bool) {
+	if len(b.Listeners) == 0 {
+		return Endpoint{Name: listener, Host: b.Host, Port: b.Port}, true
+	}
+	for _, e := range b.Listeners {
+		if e.Name == listener {
+			return e, true
+		}
+	}
+	return Endpoint{}, false
+}
+
+// checkEndpoints checks a registration's listeners: named, unique, with a
+// host and a port.
+func checkEndpoints(b Broker) error {
+	names := map[string]bool{}
+	for _, e := range b.Listeners {
+		switch {
+		case e.Name == "" || names[e.Name]:
+			return fmt.Errorf("%w: broker %d listener name %q empty or repeated", ErrInvalidRequest, b.ID, e.Name)
+		case e.Host == "" || e.Port <= 0 || e.Port > 65535:
+			return fmt.Errorf("%w: broker %d listener %s has no host or a bad port", ErrInvalidRequest, b.ID, e.Name)
+		}
+		names[e.Name] = true
+	}
+	return nil
+}
+
+// equal reports whether two registrations are the same.
+func (b Broker) equal(o Broker) bool {
+	return b.ID == o.ID && b.Host == o.Host && b.Port == o.Port && b.Rack == o.Rack &&
+		b.ClusterAddr == o.ClusterAddr && slices.Equal(b.Listeners, o.Listeners)
 }
 
 // TopicID is a topic's UUID (Kafka's topic id): 16 random bytes, never all zero.
@@ -136,6 +188,7 @@ func emptyImage() *Image {
 		Objects:      map[string]*Object{},
 		Streams:      map[uint64]*StreamObjects{},
 		Offsets:      map[string]map[TopicPartition]CommittedOffset{},
+		Scram:        map[string]map[ScramMechanism]ScramCredential{},
 		NextStreamID: 1,
 	}
 }

@@ -127,6 +127,9 @@ var sentinels = []struct {
 	{"invalid_replica_assignment", ErrInvalidReplicaAssignment},
 	{"no_reassignment", ErrNoReassignment},
 	{"reassignment_in_progress", ErrReassignmentInProgress},
+	{"unknown_scram_credential", ErrUnknownScramCredential},
+	{"unacceptable_credential", ErrUnacceptableCredential},
+	{"unsupported_scram_mechanism", ErrUnsupportedScramMechanism},
 }
 
 // encodeResult encodes an FSM response (an error or a JSON-able value).
