@@ -40,6 +40,9 @@ import (
 //   a sequence gap OUT_OF_ORDER_SEQUENCE_NUMBER; an old producer epoch
 //   INVALID_PRODUCER_EPOCH; a group that is not led here
 //   NOT_LEADER_OR_FOLLOWER
+// * a partition moving to another WAL group (reassign.go):
+//   NOT_LEADER_OR_FOLLOWER from its fence on; the retry goes to the new
+//   group, which knows the producer's sequences
 // * TimeoutMillis bounds the wait for the commit (REQUEST_TIMED_OUT; the
 //   write may still commit, and a retry is then detected as a duplicate);
 //   0 or less leaves the WAL's own commit timeout in charge
@@ -107,6 +110,9 @@ func (b *Broker) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 			}
 			if err == nil {
 				part, err = b.partitionOf(topic, rp.Partition)
+			}
+			if err == nil { // a partition moving to another group (reassign.go)
+				err = part.writable()
 			}
 			if err == nil {
 				batch, err = validateProduceBatch(req.Version, topic, rp.Records)

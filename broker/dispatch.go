@@ -58,6 +58,8 @@ func init() {
 		{key: 42, min: 0, max: 3, fn: (*Broker).handleDeleteGroups},
 		{key: 43, min: 0, max: 2, fn: (*Broker).handleElectLeaders},
 		{key: 44, min: 0, max: 1, fn: (*Broker).handleIncrementalAlterConfigs},
+		{key: 45, min: 0, max: 1, fn: (*Broker).handleAlterPartitionReassignments},
+		{key: 46, min: 0, max: 0, fn: (*Broker).handleListPartitionReassignments},
 		{key: 47, min: 0, max: 0, fn: (*Broker).handleOffsetDelete},
 		{key: 60, min: 0, max: 2, fn: (*Broker).handleDescribeCluster},
 		{key: 61, min: 0, max: 0, fn: (*Broker).handleDescribeProducers},

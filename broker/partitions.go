@@ -22,8 +22,10 @@ func (p partition) stream() uint64 { return p.meta.Stream }
 // with errUnknownTopicOrPartition, or when this broker cannot serve the
 // partition with errNotLeader (another broker leads its WAL group) or
 // errLeaderNotAvailable (no leader, or this broker just became leader and
-// has not applied the earlier terms' entries yet).
+// has not applied the earlier terms' entries yet, or the partition is
+// moving in: reassign.go).
 func (b *Broker) partitionOf(t *metadata.Topic, idx int32) (partition, error) {
+	b.startReassigner() // on first use (reassign.go)
 	if t == nil || idx < 0 || int(idx) >= len(t.Partitions) {
 		return partition{}, errUnknownTopicOrPartition
 	}
@@ -41,6 +43,9 @@ func (b *Broker) partitionOf(t *metadata.Topic, idx int32) (partition, error) {
 	}
 	if !b.walReady(p.WALGroup) {
 		return partition{}, errLeaderNotAvailable
+	}
+	if err := moveErr(p, g); err != nil {
+		return partition{}, err
 	}
 	return partition{topic: t, meta: p, group: g}, nil
 }

@@ -316,11 +316,18 @@ func (g *Group) FenceOf(stream uint64) (Fence, bool) {
 	return f, ok
 }
 
-// Fences returns every fenced stream of the group (dropped ones included).
-func (g *Group) Fences() map[uint64]Fence {
+// FencedStreams returns the streams fenced and not dropped, each with the
+// move that fenced it.
+func (g *Group) FencedStreams() map[uint64]uint64 {
 	g.fsm.mu.RLock()
 	defer g.fsm.mu.RUnlock()
-	return maps.Clone(g.fsm.mu.moves.Fenced)
+	out := map[uint64]uint64{}
+	for id, f := range g.fsm.mu.moves.Fenced {
+		if !f.Dropped {
+			out[id] = f.Move
+		}
+	}
+	return out
 }
 
 // OpenedBy returns the move that opened stream in this group (0: none).

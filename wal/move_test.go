@@ -32,6 +32,9 @@ func TestFenceRefusesAppendsUntilUnfenced(t *testing.T) {
 	if f, ok := g.FenceOf(1); !ok || f.Move != 7 || f.Dropped {
 		t.Fatalf("fence of stream 1: %+v %v", f, ok)
 	}
+	if fs := g.FencedStreams(); len(fs) != 1 || fs[1] != 7 {
+		t.Fatalf("fenced streams %v", fs)
+	}
 	// Reads go on while fenced.
 	if res, err := g.Read(1, 0, 1<<20); err != nil || len(res.Records) == 0 || res.HighWatermark != 6 {
 		t.Fatalf("read of a fenced stream: %d bytes, hwm %d, %v", len(res.Records), res.HighWatermark, err)
@@ -84,6 +87,9 @@ func TestDropKeepsTheStreamFenced(t *testing.T) {
 	}
 	if f, ok := g.FenceOf(1); !ok || !f.Dropped {
 		t.Fatalf("dropped stream fence %+v %v", f, ok)
+	}
+	if fs := g.FencedStreams(); len(fs) != 0 {
+		t.Fatalf("fenced streams after drop %v", fs)
 	}
 	// A stale append cannot restart the stream at offset 0; an unfence
 	// cannot lift a drop's fence.
