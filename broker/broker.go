@@ -46,6 +46,9 @@ type Broker struct {
 	advPort int32
 	ready   atomic.Bool
 
+	connLimits *connLimits // open connections, in all and per address (limits.go)
+	budget     *byteBudget // memory of the request frames in flight (limits.go)
+
 	mu struct {
 		sync.Mutex
 		conns  map[*conn]struct{}
@@ -72,7 +75,9 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	b := &Broker{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID)}
+	b := &Broker{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID),
+		connLimits: newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
+		budget:     newByteBudget(cfg.MaxInflightRequestBytes, int64(cfg.MaxRequestSize))}
 	b.mu.conns = make(map[*conn]struct{})
 	if err := b.open(ctx); err != nil {
 		b.closeParts()
@@ -265,10 +270,17 @@ func (b *Broker) acceptLoop() {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
+		releaseSlot, err := b.connLimits.admit(nc.RemoteAddr())
+		if err != nil {
+			b.logger.Debug("connection refused", "remote", nc.RemoteAddr().String(), "err", err)
+			nc.Close()
+			continue
+		}
 		c := newConn(b, nc)
 		b.mu.Lock()
 		if b.mu.closed {
 			b.mu.Unlock()
+			releaseSlot()
 			nc.Close()
 			return
 		}
@@ -277,6 +289,7 @@ func (b *Broker) acceptLoop() {
 		b.mu.Unlock()
 		go func() {
 			defer b.wg.Done()
+			defer releaseSlot()
 			c.serve()
 			b.mu.Lock()
 			delete(b.mu.conns, c)

@@ -67,6 +67,19 @@ type Config struct {
 
 	// MaxRequestSize caps a request frame (Kafka's socket.request.max.bytes).
 	MaxRequestSize int32
+	// MaxInflightRequestBytes bounds the memory of the request frames being
+	// read or handled, over all connections (Kafka's
+	// queued.max.request.bytes); at least MaxRequestSize. 0: 256 MiB.
+	MaxInflightRequestBytes int64
+	// MaxConnections and MaxConnectionsPerIP bound the open Kafka
+	// connections, in all and from one address (0: 16384 and 4096).
+	MaxConnections, MaxConnectionsPerIP int
+	// ConnectionsMaxIdle closes a connection that sends nothing for this
+	// long (0: 10 minutes; negative: never).
+	ConnectionsMaxIdle time.Duration
+	// RequestReadTimeout bounds the arrival of a frame's body once its size
+	// has arrived (0: 30 s; negative: no bound).
+	RequestReadTimeout time.Duration
 	// TailCacheBytes bounds the WAL's in-memory tail cache (0: the WAL default).
 	TailCacheBytes int64
 
@@ -143,6 +156,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("broker config: default replication factor %d: must be 1 or more", c.DefaultReplicationFactor)
 	case c.MaxRequestSize < 0:
 		return fmt.Errorf("broker config: max request size %d: must be positive", c.MaxRequestSize)
+	case c.MaxInflightRequestBytes < 0 || (c.MaxInflightRequestBytes > 0 && c.MaxInflightRequestBytes < int64(c.MaxRequestSize)):
+		return fmt.Errorf("broker config: max in-flight request bytes %d: must be at least the max request size %d",
+			c.MaxInflightRequestBytes, c.MaxRequestSize)
+	case c.MaxConnections < 0 || c.MaxConnectionsPerIP < 0:
+		return fmt.Errorf("broker config: max connections %d, per ip %d: must not be negative", c.MaxConnections, c.MaxConnectionsPerIP)
 	case c.TailCacheBytes < 0:
 		return fmt.Errorf("broker config: tail cache bytes %d: must not be negative", c.TailCacheBytes)
 	case c.CompactionInterval < 0 || c.RetentionCheckInterval < 0 || c.ObjectGrace < 0 || c.OrphanSweepInterval < 0:
@@ -196,6 +214,21 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DefaultReplicationFactor == 0 {
 		c.DefaultReplicationFactor = d.DefaultReplicationFactor
+	}
+	if c.MaxInflightRequestBytes == 0 {
+		c.MaxInflightRequestBytes = max(defaultMaxInflightRequestBytes, int64(c.MaxRequestSize))
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = defaultMaxConnections
+	}
+	if c.MaxConnectionsPerIP == 0 {
+		c.MaxConnectionsPerIP = defaultMaxConnectionsPerIP
+	}
+	if c.ConnectionsMaxIdle == 0 {
+		c.ConnectionsMaxIdle = defaultConnectionsMaxIdle
+	}
+	if c.RequestReadTimeout == 0 {
+		c.RequestReadTimeout = defaultRequestReadTimeout
 	}
 	if c.MaxRequestSize == 0 {
 		c.MaxRequestSize = d.MaxRequestSize

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -24,8 +25,10 @@ const (
 	// maxInFlight bounds the handlers running for one connection, including
 	// acks=0 produces, which have no response slot.
 	maxInFlight = 64
-	// ioBufferSize is the size of the connection's read and write buffers.
-	ioBufferSize = 64 << 10
+	// ioBufferSize is the size of the connection's read and write buffers:
+	// small, so that idle connections cost little (large frame bodies are
+	// read straight into the frame, large responses written straight out).
+	ioBufferSize = 16 << 10
 )
 
 // conn is one client connection: a reader goroutine (serve) that decodes
@@ -67,6 +70,9 @@ type request struct {
 	hdr  protocol.RequestHeader
 	req  kmsg.Request
 	conn *conn
+	// frameBytes is the frame's share of the in-flight request memory
+	// (limits.go), returned when the handler is done.
+	frameBytes int64
 
 	releaseOnce sync.Once
 	released    chan struct{}
@@ -140,35 +146,40 @@ func (c *conn) isDraining() bool {
 func (c *conn) readLoop() {
 	br := bufio.NewReaderSize(c.nc, ioBufferSize)
 	for {
-		frame, err := protocol.ReadFrame(br, c.b.cfg.MaxRequestSize)
+		frame, err := c.readFrame(br)
 		if err != nil {
 			c.readFailed(err)
 			return
 		}
-		hdr, req, err := protocol.ParseRequest(frame)
-		if err != nil {
-			if !c.badRequest(hdr, err) {
-				return
-			}
-			continue
-		}
-		api, ok := apiFor(hdr.APIKey, hdr.APIVersion)
-		if !ok && hdr.APIKey == apiVersionsKey {
-			if !c.badRequest(hdr, protocol.ErrUnsupportedVersion) {
-				return
-			}
-			continue
-		}
-		if !ok {
-			c.logger.Warn("closing connection: unsupported api version",
-				"api", kmsg.NameForKey(hdr.APIKey), "version", hdr.APIVersion)
-			c.abort()
-			return
-		}
-		if !c.dispatch(api, hdr, req) {
+		if !c.handleFrame(frame) {
 			return
 		}
 	}
+}
+
+// handleFrame decodes one frame and dispatches its request, which then owns
+// the frame's memory reservation; a frame that is not dispatched returns
+// it at once. It reports whether to go on reading.
+func (c *conn) handleFrame(frame []byte) bool {
+	n := int64(len(frame))
+	hdr, req, err := protocol.ParseRequest(frame)
+	if err != nil {
+		c.b.budget.release(n)
+		return c.badRequest(hdr, err)
+	}
+	api, ok := apiFor(hdr.APIKey, hdr.APIVersion)
+	if !ok && hdr.APIKey == apiVersionsKey {
+		c.b.budget.release(n)
+		return c.badRequest(hdr, protocol.ErrUnsupportedVersion)
+	}
+	if !ok {
+		c.b.budget.release(n)
+		c.logger.Warn("closing connection: unsupported api version",
+			"api", kmsg.NameForKey(hdr.APIKey), "version", hdr.APIVersion)
+		c.abort()
+		return false
+	}
+	return c.dispatch(api, hdr, req, n)
 }
 
 // readFailed handles a ReadFrame error.
@@ -180,6 +191,8 @@ func (c *conn) readFailed(err error) {
 		c.logger.Debug("connection closed by client")
 	case errors.Is(err, protocol.ErrFrameTooLarge), errors.Is(err, protocol.ErrTruncated):
 		c.logger.Warn("closing connection: bad frame", "err", err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.logger.Info("closing connection: idle, or a frame too slow to arrive", "err", err)
 	default:
 		c.logger.Debug("connection read failed", "err", err)
 	}
@@ -208,10 +221,11 @@ func (c *conn) badRequest(hdr protocol.RequestHeader, err error) bool {
 
 // dispatch starts the handler of one request and waits until it releases
 // the reader. It reports whether to go on reading.
-func (c *conn) dispatch(api apiEntry, hdr protocol.RequestHeader, req kmsg.Request) bool {
+func (c *conn) dispatch(api apiEntry, hdr protocol.RequestHeader, req kmsg.Request, frameBytes int64) bool {
 	select {
 	case c.inflight <- struct{}{}:
 	case <-c.ctx.Done():
+		c.b.budget.release(frameBytes)
 		return false
 	}
 	var s *slot
@@ -221,10 +235,11 @@ func (c *conn) dispatch(api apiEntry, hdr protocol.RequestHeader, req kmsg.Reque
 		case c.slots <- s:
 		case <-c.ctx.Done():
 			<-c.inflight
+			c.b.budget.release(frameBytes)
 			return false
 		}
 	}
-	r := &request{hdr: hdr, req: req, conn: c, released: make(chan struct{})}
+	r := &request{hdr: hdr, req: req, conn: c, released: make(chan struct{}), frameBytes: frameBytes}
 	c.handlers.Add(1)
 	go c.run(api, r, s)
 	select {
@@ -245,6 +260,7 @@ func noResponse(req kmsg.Request) bool {
 func (c *conn) run(api apiEntry, r *request, s *slot) {
 	defer c.handlers.Done()
 	defer func() { <-c.inflight }()
+	defer c.b.budget.release(r.frameBytes)
 	defer r.release()
 	resp, err := c.call(api, r)
 	if err == nil && resp == nil && s != nil {

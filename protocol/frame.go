@@ -34,9 +34,9 @@ func ReadFrame(r io.Reader, maxSize int32) ([]byte, error) {
 		}
 		return nil, err // io.EOF or a transport error
 	}
-	size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
-	if size < 0 || size > maxSize {
-		return nil, fmt.Errorf("frame of %d bytes (max %d): %w", size, maxSize, ErrFrameTooLarge)
+	size, err := FrameSize(sizeBuf, maxSize)
+	if err != nil {
+		return nil, err
 	}
 	body := make([]byte, size)
 	if _, err := io.ReadFull(r, body); err != nil {
@@ -46,6 +46,16 @@ func ReadFrame(r io.Reader, maxSize int32) ([]byte, error) {
 		return nil, err
 	}
 	return body, nil
+}
+
+// FrameSize decodes a frame's 4-byte size prefix and checks it against
+// maxSize (ErrFrameTooLarge for a negative or larger size).
+func FrameSize(prefix [4]byte, maxSize int32) (int32, error) {
+	size := int32(binary.BigEndian.Uint32(prefix[:]))
+	if size < 0 || size > maxSize {
+		return 0, fmt.Errorf("frame of %d bytes (max %d): %w", size, maxSize, ErrFrameTooLarge)
+	}
+	return size, nil
 }
 
 // RequestHeader is a parsed request header: v0 (no client id, only

@@ -47,6 +47,9 @@ type flagValues struct {
 	groupInitialDelay, groupMinSession, groupMaxSession      time.Duration
 	groupConsumerSession, groupConsumerHeartbeat             time.Duration
 	leaderBalanceDelay                                       time.Duration
+	maxInflightRequestBytes                                  byteSize
+	maxConnections, maxConnectionsPerIP                      int
+	connectionsMaxIdle, requestReadTimeout                   time.Duration
 }
 
 // newFlagSet declares every flag of shoald. Its defaults are those of the
@@ -72,6 +75,14 @@ func newFlagSet(v *flagValues) *flag.FlagSet {
 	fs.IntVar(&v.defaultPartitions, "default-partitions", 1, "partition `COUNT` of auto-created topics")
 	v.maxRequestSize = byteSize(100 << 20)
 	fs.Var(&v.maxRequestSize, "max-request-size", "largest accepted request frame, `BYTES` (suffixes KiB, MiB, GiB)")
+	v.maxInflightRequestBytes = byteSize(256 << 20)
+	fs.Var(&v.maxInflightRequestBytes, "max-inflight-request-bytes",
+		"memory `BYTES` of the request frames being read or handled, over all connections (at least --max-request-size)")
+	fs.IntVar(&v.maxConnections, "max-connections", 16384, "most open Kafka connections, `N`")
+	fs.IntVar(&v.maxConnectionsPerIP, "max-connections-per-ip", 4096, "most open Kafka connections from one address, `N`")
+	fs.DurationVar(&v.connectionsMaxIdle, "connections-max-idle", 10*time.Minute, "close a connection that sends nothing for this `DURATION`")
+	fs.DurationVar(&v.requestReadTimeout, "request-read-timeout", 30*time.Second,
+		"close a connection whose frame body takes longer than this `DURATION` to arrive after its size")
 	v.tailCacheBytes = byteSize(def.TailCacheBytes)
 	fs.Var(&v.tailCacheBytes, "tail-cache-bytes", "memory `BYTES` of the in-memory WAL tail cache (suffixes KiB, MiB, GiB)")
 	v.uploadBytes = byteSize(def.UploadBytes)
@@ -310,6 +321,19 @@ func (v *flagValues) settings(fileOnly map[string]string, env func(string) strin
 		return s, usagef("--max-request-size %s: want 1KiB..2GiB-1", v.maxRequestSize.String())
 	}
 	cfg.MaxRequestSize = int32(v.maxRequestSize)
+	if int64(v.maxInflightRequestBytes) < int64(v.maxRequestSize) {
+		return s, usagef("--max-inflight-request-bytes %s: want at least --max-request-size %s",
+			v.maxInflightRequestBytes.String(), v.maxRequestSize.String())
+	}
+	cfg.MaxInflightRequestBytes = int64(v.maxInflightRequestBytes)
+	if v.maxConnections < 1 || v.maxConnectionsPerIP < 1 {
+		return s, usagef("--max-connections %d, --max-connections-per-ip %d: want at least 1", v.maxConnections, v.maxConnectionsPerIP)
+	}
+	cfg.MaxConnections, cfg.MaxConnectionsPerIP = v.maxConnections, v.maxConnectionsPerIP
+	if v.connectionsMaxIdle <= 0 || v.requestReadTimeout <= 0 {
+		return s, usagef("--connections-max-idle %v, --request-read-timeout %v: want more than 0", v.connectionsMaxIdle, v.requestReadTimeout)
+	}
+	cfg.ConnectionsMaxIdle, cfg.RequestReadTimeout = v.connectionsMaxIdle, v.requestReadTimeout
 	if v.tailCacheBytes < 1 {
 		return s, usagef("--tail-cache-bytes %s: want more than 0", v.tailCacheBytes.String())
 	}
