@@ -91,6 +91,11 @@ type Config struct {
 	// beyond it produce gets a retriable KAFKA_STORAGE_ERROR until object
 	// storage catches up.
 	WALMaxPendingBytes int64
+	// WALFsync makes every WAL write fsync before it counts towards the
+	// quorum (DefaultConfig: true). Off, an acknowledged write is in the
+	// page cache of a quorum of brokers, Kafka's own default: it survives
+	// any process crash, not a simultaneous power loss of a quorum.
+	WALFsync bool
 	// BlockCacheBytes bounds the cache of object blocks read for fetches.
 	BlockCacheBytes int64
 
@@ -134,6 +139,7 @@ func DefaultConfig() Config {
 		UploadBytes:              64 << 20,
 		UploadAge:                10 * time.Second,
 		WALMaxPendingBytes:       2 << 30,
+		WALFsync:                 true,
 		BlockCacheBytes:          256 << 20,
 		CompactionInterval:       time.Minute,
 		RetentionCheckInterval:   5 * time.Minute,

@@ -135,7 +135,7 @@ func (b *Broker) openGroup(ctx context.Context, im *metadata.Image, mg metadata.
 	}
 	wcfg := wal.DefaultConfig()
 	wcfg.Raft = raftgroup.Config{Name: name, Dir: filepath.Join(b.cfg.DataDir, name), NodeID: b.selfID(),
-		Mux: b.mux, Peers: peers, Logger: b.cfg.Logger, Join: join}
+		Mux: b.mux, Peers: peers, Logger: b.cfg.Logger, Join: join, NoSync: !b.cfg.WALFsync}
 	if b.cfg.TailCacheBytes > 0 { // the bound is the broker's, shared by its groups
 		assigned := 0
 		for _, g := range im.WALGroups {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ import (
 // on every partition (the slowest partition).
 func BenchmarkCluster(b *testing.B) {
 	dur := benchSeconds(b)
-	c := StartCluster(b, 3, WithArgs("--log-level", "warn"))
+	c := StartCluster(b, 3, WithArgs(append([]string{"--log-level", "warn"}, strings.Fields(os.Getenv("SHOAL_BENCH_ARGS"))...)...))
 	c.CreateTopic(b, "bench", benchPartitions)
 	producers := make([]*kgo.Client, benchProducers)
 	for i := range producers {

@@ -47,6 +47,7 @@ type flagValues struct {
 	groupInitialDelay, groupMinSession, groupMaxSession      time.Duration
 	groupConsumerSession, groupConsumerHeartbeat             time.Duration
 	leaderBalanceDelay                                       time.Duration
+	walFsync                                                 bool
 	maxInflightRequestBytes                                  byteSize
 	maxConnections, maxConnectionsPerIP                      int
 	connectionsMaxIdle, requestReadTimeout                   time.Duration
@@ -67,6 +68,7 @@ func newFlagSet(v *flagValues) *flag.FlagSet {
 	fs.StringVar(&v.peers, "peers", "", "a new cluster's members with their cluster addresses `ID@HOST:PORT,...`, this node included (default: empty = single node)")
 	fs.DurationVar(&v.leaderBalanceDelay, "leader-balance-delay", 10*time.Second,
 		"lead a WAL group this `DURATION` before handing it to its preferred leader (negative: never)")
+	fs.BoolVar(&v.walFsync, "wal-fsync", true, "fsync every WAL write before it counts towards the quorum (false: page cache of a quorum, as Kafka)")
 	fs.BoolVar(&v.join, "join", false, "join an existing cluster: wait until shoalctl cluster add-broker admits this broker")
 	fs.StringVar(&v.objectStore, "object-store", "",
 		"object store `URL`: file://DIR or s3://BUCKET?endpoint=HOST:PORT&region=R&path-style=true&tls=false (default: file://<data-dir>/objects)")
@@ -316,7 +318,7 @@ func (v *flagValues) settings(fileOnly map[string]string, env func(string) strin
 		return s, usagef("--default-partitions %d: want at least 1", v.defaultPartitions)
 	}
 	cfg.AutoCreateTopics, cfg.DefaultPartitions = v.autoCreateTopics, int32(v.defaultPartitions)
-	cfg.Join, cfg.LeaderBalanceDelay = v.join, v.leaderBalanceDelay
+	cfg.Join, cfg.LeaderBalanceDelay, cfg.WALFsync = v.join, v.leaderBalanceDelay, v.walFsync
 	if v.maxRequestSize < 1024 || v.maxRequestSize > 1<<31-1 {
 		return s, usagef("--max-request-size %s: want 1KiB..2GiB-1", v.maxRequestSize.String())
 	}

@@ -36,6 +36,11 @@ type Config struct {
 	Peers  []Peer       // initial members (voters unless NonVoter); empty means this node alone
 	Logger *slog.Logger // nil means slog.Default()
 
+	// NoSync skips the fsync after each log write: an entry is durable once
+	// it is in the page cache of a quorum, as Kafka's replicas are (a
+	// process crash loses nothing; a power loss of a quorum at once may).
+	NoSync bool
+
 	// Join opens a group this node is new to without bootstrapping it: the
 	// node waits until the group's leader adds it (Reconcile) and then
 	// receives the group's snapshot and log. Peers are ignored.
@@ -87,7 +92,8 @@ func Open(cfg Config, fsm raft.FSM) (*Group, error) {
 		return nil, fmt.Errorf("raftgroup %s: create dir: %w", cfg.Name, err)
 	}
 	bolt, err := raftboltdb.New(raftboltdb.Options{
-		Path: filepath.Join(cfg.Dir, "raft.db"),
+		Path:   filepath.Join(cfg.Dir, "raft.db"),
+		NoSync: cfg.NoSync,
 		// Fail fast when another process holds the file, instead of hanging.
 		BoltOptions: &bbolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true},
 	})
