@@ -13,8 +13,9 @@ import (
 // Metadata: v0-13
 //
 // Behavior:
-// * brokers are the registered brokers; the controller is the metadata
-//   group's leader
+// * brokers are the registered brokers, each with its address on the
+//   listener the request came on (a broker without that listener is left
+//   out, as Kafka does); the controller is the metadata group's leader
 // * a partition's leader is its WAL group's Raft leader, its leader epoch
 //   the group's Raft term; replicas are the group's voters, the ISR the
 //   voters the leader hears from (a broker that does not lead the group
@@ -41,8 +42,12 @@ func (b *Broker) handleMetadata(ctx context.Context, r *request) (kmsg.Response,
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	im := b.meta.Image()
 	for _, br := range im.SortedBrokers() {
+		ep, ok := r.endpointFor(br)
+		if !ok {
+			continue
+		}
 		mb := kmsg.NewMetadataResponseBroker()
-		mb.NodeID, mb.Host, mb.Port = br.ID, br.Host, br.Port
+		mb.NodeID, mb.Host, mb.Port = br.ID, ep.Host, ep.Port
 		if br.Rack != "" {
 			rack := br.Rack
 			mb.Rack = &rack

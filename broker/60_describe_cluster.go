@@ -9,8 +9,8 @@ import (
 // DescribeCluster: v0-2
 //
 // Behavior:
-// * the registered brokers, the cluster id, and the metadata group's leader
-//   as controller
+// * the registered brokers (their addresses on the listener the request
+//   came on), the cluster id, and the metadata group's leader as controller
 // * cluster authorized operations are not computed (left at the "not
 //   requested" value)
 //
@@ -35,8 +35,12 @@ func (b *Broker) handleDescribeCluster(_ context.Context, r *request) (kmsg.Resp
 	resp.ClusterID = im.ClusterID
 	resp.ControllerID = nodeID(b.meta.LeaderID())
 	for _, br := range im.SortedBrokers() {
+		ep, ok := r.endpointFor(br)
+		if !ok {
+			continue
+		}
 		db := kmsg.NewDescribeClusterResponseBroker()
-		db.NodeID, db.Host, db.Port = br.ID, br.Host, br.Port
+		db.NodeID, db.Host, db.Port = br.ID, ep.Host, ep.Port
 		if br.Rack != "" {
 			rack := br.Rack
 			db.Rack = &rack

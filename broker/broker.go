@@ -31,16 +31,18 @@ type Broker struct {
 	cfg    Config
 	logger *slog.Logger
 
-	ln      net.Listener
-	mux     *raftgroup.Mux
-	meta    *metadata.Store
-	local   localGroups          // the WAL groups this broker replicates (walgroups.go)
-	store   s3stream.ObjectStore // as opened; closed last
-	objects *s3stream.Metered    // the store with every request counted by reason
-	reader  *s3stream.Reader
-	metrics *metricsServer
-	pids    *producerIDs
-	groups  *group.Coordinator // the group coordinator (groups.go)
+	ln        net.Listener // every Kafka listener (a multiListener, listeners.go)
+	listeners []*listener  // in configuration order; the first is the primary one
+	tls       *tlsStore    // nil without TLS (tls.go)
+	mux       *raftgroup.Mux
+	meta      *metadata.Store
+	local     localGroups          // the WAL groups this broker replicates (walgroups.go)
+	store     s3stream.ObjectStore // as opened; closed last
+	objects   *s3stream.Metered    // the store with every request counted by reason
+	reader    *s3stream.Reader
+	metrics   *metricsServer
+	pids      *producerIDs
+	groups    *group.Coordinator // the group coordinator (groups.go)
 
 	advHost string
 	advPort int32
@@ -100,19 +102,21 @@ func (b *Broker) open(ctx context.Context) error {
 	if err := checkDataDir(cfg.DataDir); err != nil {
 		return err
 	}
-	var err error
-	if b.ln, err = listen("listen", cfg.Listen); err != nil {
+	if err := b.openTLS(); err != nil {
 		return err
 	}
-	if err := b.setAdvertised(); err != nil {
+	ls, err := openListeners(cfg.listeners())
+	if err != nil {
 		return err
 	}
+	b.listeners, b.ln = ls, newMultiListener(ls, b.logger)
+	b.advHost, b.advPort = ls[0].advHost, ls[0].advPort
 	if cfg.MetricsListen != "" {
 		if b.metrics, err = startMetrics(cfg.MetricsListen, b); err != nil {
 			return err
 		}
 	}
-	if b.mux, err = raftgroup.Listen(cfg.ClusterListen, b.logger); err != nil {
+	if b.mux, err = raftgroup.Listen(cfg.ClusterListen, b.logger, b.clusterTLS()...); err != nil {
 		return fmt.Errorf("cluster-listen %s: %w", cfg.ClusterListen, listenErr(err))
 	}
 	if err := b.openObjectStore(ctx); err != nil {
@@ -145,6 +149,7 @@ func (b *Broker) open(ctx context.Context) error {
 	}
 	err = b.meta.RegisterBroker(ctx, metadata.Broker{
 		ID: cfg.NodeID, Host: b.advHost, Port: b.advPort, ClusterAddr: b.mux.Addr().String(),
+		Listeners: b.endpoints(),
 	})
 	if err != nil {
 		return fmt.Errorf("register broker %d: %w", cfg.NodeID, err)
@@ -168,24 +173,6 @@ func (b *Broker) openObjectStore(ctx context.Context) error {
 	b.store = store
 	b.objects = s3stream.NewMetered(store)
 	b.reader = s3stream.NewReader(b.objects, s3stream.ReaderConfig{CacheBytes: b.cfg.BlockCacheBytes})
-	return nil
-}
-
-// setAdvertised resolves the address given to clients.
-func (b *Broker) setAdvertised() error {
-	adv := b.cfg.Advertise
-	if adv == "" {
-		adv = b.ln.Addr().String()
-	}
-	host, port, err := net.SplitHostPort(adv)
-	if err != nil {
-		return fmt.Errorf("advertise %q: %w", adv, err)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		return fmt.Errorf("advertise %q: bad port", adv)
-	}
-	b.advHost, b.advPort = host, int32(p)
 	return nil
 }
 
@@ -239,7 +226,7 @@ func listenErr(err error) error {
 	return err
 }
 
-// Addr is the Kafka listener's address.
+// Addr is the (first) Kafka listener's address.
 func (b *Broker) Addr() net.Addr { return b.ln.Addr() }
 
 // ClusterAddr is the cluster (Raft) listener's address.

@@ -27,6 +27,24 @@ type Config struct {
 	// Advertise is the host:port given to clients; "" means Listen's actual
 	// address once the listener is bound.
 	Advertise string
+	// Listeners are the Kafka listeners, the first being the primary one
+	// (Addr). Empty means one PLAINTEXT listener named PLAINTEXT on Listen,
+	// advertised as Advertise; when set, Listen and Advertise are ignored.
+	Listeners []Listener
+	// TLS holds the certificate, key and client CA of the SSL and SASL_SSL
+	// listeners and of the cluster listener with ClusterTLS (tls.go).
+	TLS TLSConfig
+	// ClusterTLS makes the cluster listener mutual TLS with TLS's
+	// certificate and CA.
+	ClusterTLS bool
+	// SASLMechanisms are the mechanisms SASL listeners accept (PLAIN,
+	// SCRAM-SHA-256, SCRAM-SHA-512); nil means all three.
+	SASLMechanisms []string
+	// ConnectionsMaxReauth is KIP-368's connections.max.reauth.ms: a SASL
+	// session lasts this long, then the connection must re-authenticate
+	// before any other request; 0 means sessions never expire.
+	ConnectionsMaxReauth time.Duration
+
 	// ClusterListen is the Raft and internal-traffic listener, host:port.
 	ClusterListen string
 	// Peers are the cluster members, this node included, with their
@@ -172,16 +190,21 @@ func (c *Config) Validate() error {
 	case c.CompactionInterval < 0 || c.RetentionCheckInterval < 0 || c.ObjectGrace < 0 || c.OrphanSweepInterval < 0:
 		return fmt.Errorf("broker config: compaction, retention, grace and sweep durations must not be negative")
 	}
-	if err := checkHostPort("listen", c.Listen, true); err != nil {
-		return err
+	if len(c.Listeners) == 0 {
+		if err := checkHostPort("listen", c.Listen, true); err != nil {
+			return err
+		}
 	}
 	if err := checkHostPort("cluster-listen", c.ClusterListen, true); err != nil {
 		return err
 	}
-	if c.Advertise != "" {
+	if c.Advertise != "" && len(c.Listeners) == 0 {
 		if err := checkHostPort("advertise", c.Advertise, false); err != nil {
 			return err
 		}
+	}
+	if err := c.checkListeners(); err != nil {
+		return err
 	}
 	if c.MetricsListen != "" {
 		if err := checkHostPort("metrics-listen", c.MetricsListen, true); err != nil {

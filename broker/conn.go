@@ -43,6 +43,7 @@ type conn struct {
 	b      *Broker
 	nc     net.Conn
 	logger *slog.Logger
+	auth   *connAuth // listener, security protocol, principal (sasl.go)
 
 	ctx    context.Context // cancelled when the connection closes
 	cancel context.CancelFunc
@@ -63,6 +64,13 @@ type slot struct {
 	done          chan struct{} // closed when resp or err is set
 	resp          kmsg.Response
 	err           error // non-nil: close the connection when this slot's turn comes
+	// closeAfter closes the connection once resp is written (a refused
+	// SASL handshake or authentication).
+	closeAfter bool
+	// raw: rawBytes go out as a bare size-prefixed frame (a SASL token
+	// after a v0 SaslHandshake, sasl.go).
+	raw      bool
+	rawBytes []byte
 }
 
 // request is one decoded request handed to a handler.
@@ -73,6 +81,9 @@ type request struct {
 	// frameBytes is the frame's share of the in-flight request memory
 	// (limits.go), returned when the handler is done.
 	frameBytes int64
+	// closeAfter is set by a handler to close the connection after its
+	// response (SASL failures); the reader reads no further request.
+	closeAfter bool
 
 	releaseOnce sync.Once
 	released    chan struct{}
@@ -89,9 +100,11 @@ func (r *request) draining() <-chan struct{} { return r.conn.draining }
 
 func newConn(b *Broker, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
+	nc, auth := b.secureConn(nc) // the listener's TLS and authentication (listeners.go)
 	return &conn{
 		b:        b,
 		nc:       nc,
+		auth:     auth,
 		logger:   b.logger.With("remote", nc.RemoteAddr().String()),
 		ctx:      ctx,
 		cancel:   cancel,
@@ -144,12 +157,21 @@ func (c *conn) isDraining() bool {
 // ends. Returning after drain leaves the writer to finish; any other return
 // has aborted the connection.
 func (c *conn) readLoop() {
+	if !c.tlsHandshake() { // tls.go
+		return
+	}
 	br := bufio.NewReaderSize(c.nc, ioBufferSize)
 	for {
 		frame, err := c.readFrame(br)
 		if err != nil {
 			c.readFailed(err)
 			return
+		}
+		switch c.authGate(frame) { // SASL: raw tokens, requests before authentication (sasl.go)
+		case gateStop:
+			return
+		case gateNext:
+			continue
 		}
 		if !c.handleFrame(frame) {
 			return
@@ -244,7 +266,7 @@ func (c *conn) dispatch(api apiEntry, hdr protocol.RequestHeader, req kmsg.Reque
 	go c.run(api, r, s)
 	select {
 	case <-r.released:
-		return true
+		return !r.closeAfter
 	case <-c.ctx.Done():
 		return false
 	}
@@ -273,7 +295,7 @@ func (c *conn) run(api apiEntry, r *request, s *slot) {
 		}
 		return
 	}
-	s.resp, s.err = resp, err
+	s.resp, s.err, s.closeAfter = resp, err, r.closeAfter
 	close(s.done)
 }
 
@@ -313,9 +335,17 @@ func (c *conn) writeLoop() {
 			c.logger.Info("closing connection", "err", s.err)
 			return
 		}
-		buf = protocol.AppendResponse(buf[:0], s.correlationID, s.resp)
+		if s.raw {
+			buf = appendRawFrame(buf[:0], s.rawBytes)
+		} else {
+			buf = protocol.AppendResponse(buf[:0], s.correlationID, s.resp)
+		}
 		if _, err := bw.Write(buf); err != nil {
 			c.logger.Debug("connection write failed", "err", err)
+			return
+		}
+		if s.closeAfter {
+			bw.Flush()
 			return
 		}
 		if cap(buf) > 1<<20 {

@@ -57,6 +57,15 @@ var errorCodes = []struct {
 	// cluster (cluster.go, groups.go)
 	{errNotCoordinator, kerr.NotCoordinator},
 
+	// authentication and SCRAM credentials (sasl.go, 17, 36, 50, 51)
+	{errSASLAuthenticationFailed, kerr.SaslAuthenticationFailed},
+	{errIllegalSASLState, kerr.IllegalSaslState},
+	{errUnsupportedSASLMechanism, kerr.UnsupportedSaslMechanism},
+	{errDuplicateResource, kerr.DuplicateResource},
+	{errResourceNotFound, kerr.ResourceNotFound},
+	{metadata.ErrUnknownScramCredential, kerr.ResourceNotFound},
+	{metadata.ErrUnacceptableCredential, kerr.UnacceptableCredential},
+	{metadata.ErrUnsupportedScramMechanism, kerr.UnsupportedSaslMechanism},
 	// group coordinator (broker/group; 10-16, 42, 68, 69 and groups.go)
 	{group.ErrInvalidGroupID, kerr.InvalidGroupID},
 	{group.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
