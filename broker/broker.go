@@ -51,6 +51,8 @@ type Broker struct {
 	connLimits *connLimits // open connections, in all and per address (limits.go)
 	budget     *byteBudget // memory of the request frames in flight (limits.go)
 
+	quotas *quotaManager // client quota sensors and throttles (quotas.go)
+
 	mu struct {
 		sync.Mutex
 		conns  map[*conn]struct{}
@@ -81,6 +83,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		connLimits: newConnLimits(cfg.MaxConnections, cfg.MaxConnectionsPerIP),
 		budget:     newByteBudget(cfg.MaxInflightRequestBytes, int64(cfg.MaxRequestSize))}
 	b.mu.conns = make(map[*conn]struct{})
+	b.quotas = newQuotaManager(func() *metadata.Image { return b.meta.Image() }, time.Now)
 	if err := b.open(ctx); err != nil {
 		b.closeParts()
 		return nil, err

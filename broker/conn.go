@@ -56,6 +56,8 @@ type conn struct {
 	inflight chan struct{} // one token per running handler
 	handlers sync.WaitGroup
 	writer   sync.WaitGroup
+
+	mute connMute // a throttled client's next read waits (quotas.go)
 }
 
 // slot is the place of one response in the connection's order.
@@ -162,6 +164,9 @@ func (c *conn) readLoop() {
 	}
 	br := bufio.NewReaderSize(c.nc, ioBufferSize)
 	for {
+		if !c.awaitThrottle() { // KIP-219 (quotas.go)
+			return
+		}
 		frame, err := c.readFrame(br)
 		if err != nil {
 			c.readFailed(err)
@@ -263,9 +268,11 @@ func (c *conn) dispatch(api apiEntry, hdr protocol.RequestHeader, req kmsg.Reque
 	}
 	r := &request{hdr: hdr, req: req, conn: c, released: make(chan struct{}), frameBytes: frameBytes}
 	c.handlers.Add(1)
+	started := c.startRequest(r) // quotas.go
 	go c.run(api, r, s)
 	select {
 	case <-r.released:
+		c.recordRequestTime(r, time.Since(started)) // quotas.go
 		return !r.closeAfter
 	case <-c.ctx.Done():
 		return false
@@ -304,6 +311,8 @@ func (c *conn) run(api apiEntry, r *request, s *slot) {
 func (c *conn) call(api apiEntry, r *request) (resp kmsg.Response, err error) {
 	start := time.Now()
 	defer func() { c.b.observeRequest(api.key, r.req, resp, err, time.Since(start)) }() // metrics_requests.go
+	// quotas.go: throttle_time_ms and the connection's mute (KIP-219)
+	defer func() { c.applyQuotas(r, resp, err) }()
 	defer func() {
 		if p := recover(); p != nil {
 			c.logger.Error("handler panicked; closing connection", "api", kmsg.NameForKey(api.key),

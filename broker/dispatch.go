@@ -63,6 +63,8 @@ func init() {
 		{key: 45, min: 0, max: 1, fn: (*Broker).handleAlterPartitionReassignments},
 		{key: 46, min: 0, max: 0, fn: (*Broker).handleListPartitionReassignments},
 		{key: 47, min: 0, max: 0, fn: (*Broker).handleOffsetDelete},
+		{key: 48, min: 0, max: 1, fn: (*Broker).handleDescribeClientQuotas},
+		{key: 49, min: 0, max: 1, fn: (*Broker).handleAlterClientQuotas},
 		{key: 50, min: 0, max: 0, fn: (*Broker).handleDescribeUserScramCredentials},
 		{key: 51, min: 0, max: 0, fn: (*Broker).handleAlterUserScramCredentials},
 		{key: 60, min: 0, max: 2, fn: (*Broker).handleDescribeCluster},

@@ -59,6 +59,8 @@ func (im *Image) apply(c Command, index uint64) (next *Image, resp any) {
 		return im.applyFinishReassignment(c, index)
 	case AlterUserScramCmd:
 		return im.applyAlterUserScram(c, index)
+	case AlterClientQuotasCmd:
+		return im.applyAlterClientQuotas(c, index)
 	case RequestCmd:
 		// The FSM answers repeated request ids from its request table; the
 		// image itself only applies the command.

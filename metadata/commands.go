@@ -36,6 +36,7 @@ const (
 	CmdSwitchPartition     CommandType = 22
 	CmdFinishReassignment  CommandType = 23
 	CmdAlterUserScram      CommandType = 24
+	CmdAlterClientQuotas   CommandType = 25
 )
 
 // String names the command type.
@@ -89,6 +90,8 @@ func (t CommandType) String() string {
 		return "FinishReassignment"
 	case CmdAlterUserScram:
 		return "AlterUserScram"
+	case CmdAlterClientQuotas:
+		return "AlterClientQuotas"
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
@@ -318,6 +321,8 @@ func DecodeCommand(b []byte) (Command, error) {
 		c, err = decodeInto[FinishReassignmentCmd](body)
 	case CmdAlterUserScram:
 		c, err = decodeInto[AlterUserScramCmd](body)
+	case CmdAlterClientQuotas:
+		c, err = decodeInto[AlterClientQuotasCmd](body)
 	default:
 		return nil, fmt.Errorf("%w: unknown type %d", ErrInvalidCommand, b[0])
 	}

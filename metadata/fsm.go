@@ -147,9 +147,9 @@ func (f *fsm) applyRequest(im *Image, r RequestCmd, index uint64) (*Image, any) 
 // snapshotVersion is the version of the snapshot format written by Persist.
 // Version 2 added the object index, version 3 the committed group offsets,
 // version 4 the applied index and the request outcomes, version 5 the
-// members and the WAL-group layout, version 6 the SCRAM credentials; older
-// snapshots still restore.
-const snapshotVersion = 6
+// members and the WAL-group layout, version 6 the SCRAM credentials,
+// version 7 the client quotas; older snapshots still restore.
+const snapshotVersion = 7
 
 // snapshotData is the serialised image.
 type snapshotData struct {
@@ -176,6 +176,8 @@ type snapshotData struct {
 	RemovedMembers []int32    `json:"removed_members,omitempty"`
 	// Since version 6.
 	Scram []scramUserSnapshot `json:"scram,omitempty"`
+	// Since version 7.
+	Quotas []quotaSnapshot `json:"quotas,omitempty"`
 }
 
 // streamOffsets is a stream's history in a snapshot, for streams with a
@@ -271,6 +273,7 @@ func encodeState(w io.Writer, s fsmSnapshot) error {
 	d.PendingDeletes = im.PendingDeletes
 	d.Offsets = im.snapshotOffsets()
 	d.Scram = im.snapshotScram()
+	d.Quotas = im.snapshotQuotas()
 	if err := json.NewEncoder(w).Encode(&d); err != nil {
 		return fmt.Errorf("metadata: write snapshot: %w", err)
 	}
@@ -329,6 +332,9 @@ func decodeImage(d *snapshotData) (*Image, error) {
 		return nil, err
 	}
 	if err := im.restoreScram(d.Scram); err != nil {
+		return nil, err
+	}
+	if err := im.restoreQuotas(d.Quotas); err != nil {
 		return nil, err
 	}
 	return im, nil

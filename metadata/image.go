@@ -41,6 +41,9 @@ type Image struct {
 	// (scram.go).
 	Scram map[string]map[ScramMechanism]ScramCredential
 
+	// Quotas holds the client quotas, by entity and key (quotas.go).
+	Quotas map[QuotaEntity]map[string]float64
+
 	// NextStreamID is the stream id the next partition gets. Stream ids start
 	// at 1 and are never reused, also after a topic is deleted.
 	NextStreamID uint64
@@ -189,6 +192,7 @@ func emptyImage() *Image {
 		Streams:      map[uint64]*StreamObjects{},
 		Offsets:      map[string]map[TopicPartition]CommittedOffset{},
 		Scram:        map[string]map[ScramMechanism]ScramCredential{},
+		Quotas:       map[QuotaEntity]map[string]float64{},
 		NextStreamID: 1,
 	}
 }

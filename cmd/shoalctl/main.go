@@ -58,7 +58,7 @@ type command struct {
 // commands lists every command, in the order usage shows them.
 func commands() []command {
 	var all []command
-	for _, g := range [][]command{topicCommands(), groupCommands(), clusterCommands(), objectCommands(), reassignCommands()} {
+	for _, g := range [][]command{topicCommands(), groupCommands(), clusterCommands(), objectCommands(), reassignCommands(), quotaCommands()} {
 		all = append(all, g...)
 	}
 	return all
@@ -71,6 +71,7 @@ var groupSummaries = []struct{ name, summary string }{
 	{"cluster", "show brokers and leaders; add and remove brokers"},
 	{"objects", "list and inspect objects in object storage; estimate their cost"},
 	{"reassign", "move partitions between WAL groups (Kafka's reassignment JSON); balance the groups"},
+	{"quotas", "describe and alter client quotas (byte rates and request time per user and client id)"},
 }
 
 // usageError is a bad command line: exit status 2, with the usage line of
