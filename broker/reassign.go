@@ -85,9 +85,16 @@ func (b *Broker) stopReassigner() {
 func (b *Broker) runReassigner() {
 	tick := time.NewTicker(reassignInterval)
 	defer tick.Stop()
+	var (
+		seen  *metadata.Image // the image moves was taken from
+		moves []metadata.MoveRef
+	)
 	for !b.closing.Load() {
 		ch := b.meta.Changed()
-		b.reassignStep()
+		if im := b.meta.Image(); im != seen {
+			seen, moves = im, im.Moves()
+		}
+		b.reassignStep(seen, moves)
 		select {
 		case <-ch:
 		case <-tick.C:
@@ -95,10 +102,9 @@ func (b *Broker) runReassigner() {
 	}
 }
 
-// reassignStep does what the moves need of the groups this broker leads.
-func (b *Broker) reassignStep() {
-	im := b.meta.Image()
-	moves := im.Moves()
+// reassignStep does what the moves of im need of the groups this broker
+// leads.
+func (b *Broker) reassignStep(im *metadata.Image, moves []metadata.MoveRef) {
 	for _, ws := range b.localWALs() {
 		if b.closing.Load() {
 			return
@@ -145,7 +151,11 @@ func (b *Broker) stepMove(im *metadata.Image, ws *walState, mv metadata.MoveRef)
 		return
 	}
 	// The source's part.
-	if f, ok := g.FenceOf(p.Stream); !ok || f.Move != m.ID {
+	f, ok := g.FenceOf(p.Stream)
+	if ok && f.Dropped {
+		return // left this group already: the image is older than the group's state
+	}
+	if !ok || f.Move != m.ID {
 		end, err := g.Fence(ctx, p.Stream, m.ID)
 		if err != nil {
 			log.Warn("partition move: fence failed", "err", err)
