@@ -313,7 +313,10 @@ func (s *scramServer) clientFinal(msg string) ([]byte, bool, error) {
 	if string(final.channelBinding) != s.first.gs2Header {
 		return nil, false, authFailed("Authentication failed: channel binding does not match the GS2 header")
 	}
-	if final.nonce != s.nonce {
+	// Kafka checks only that the nonce ends with the server's: librdkafka
+	// (2.0) sends its own nonce in front of the combined one. The server's
+	// fresh part is there either way, and the proof covers the message.
+	if !strings.HasSuffix(final.nonce, s.nonce) {
 		return nil, false, authFailed("Authentication failed: nonce mismatch")
 	}
 	authMessage := s.first.bare + "," + s.serverFirst + "," + final.withoutProof

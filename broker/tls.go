@@ -50,8 +50,8 @@ type TLSConfig struct {
 // tlsHandshakeTimeout bounds a Kafka connection's TLS handshake.
 const tlsHandshakeTimeout = 10 * time.Second
 
-// errNoTLS is returned by ReloadTLS when no TLS is configured.
-var errNoTLS = errors.New("broker: no TLS configured")
+// ErrNoTLS is returned by ReloadTLS when no listener uses TLS.
+var ErrNoTLS = errors.New("broker: no TLS configured")
 
 // check validates the TLS settings; need says whether a listener uses TLS.
 func (t TLSConfig) check(need, cluster bool) error {
@@ -166,7 +166,7 @@ func (s *tlsStore) certificate() *x509.Certificate { return s.cur.Load().cert.Le
 // previous material stays in use.
 func (b *Broker) ReloadTLS() error {
 	if b.tls == nil {
-		return errNoTLS
+		return ErrNoTLS
 	}
 	if err := b.tls.load(); err != nil {
 		b.logger.Warn("tls reload failed; the previous certificate stays", "err", err)
@@ -205,7 +205,9 @@ func (c *conn) tlsHandshake() bool {
 		return false
 	}
 	if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
-		c.auth.setCertPrincipal(certPrincipal(certs[0]))
+		p := certPrincipal(certs[0])
+		c.auth.setCertPrincipal(p)
+		c.logger.Debug("TLS client certificate", "listener", c.auth.name, "principal", p)
 	}
 	return true
 }

@@ -23,6 +23,7 @@ type cli struct {
 	settings
 	cmd            *command
 	stdout, stderr io.Writer
+	security       *securityFlags // TLS and SASL of the Kafka client (security.go)
 
 	kcl  *kgo.Client
 	adm  *kadm.Client
@@ -34,7 +35,11 @@ func (c *cli) kafka() (*kadm.Client, error) {
 	if c.adm != nil {
 		return c.adm, nil
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.bootstrap...), kgo.ClientID("shoalctl"))
+	opts, err := c.security.kgoOpts()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(c.bootstrap...), kgo.ClientID("shoalctl"))...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}

@@ -61,6 +61,7 @@ func commands() []command {
 	for _, g := range [][]command{topicCommands(), groupCommands(), clusterCommands(), objectCommands(), reassignCommands(), quotaCommands()} {
 		all = append(all, g...)
 	}
+	all = append(all, userCommands()...)
 	return all
 }
 
@@ -70,6 +71,7 @@ var groupSummaries = []struct{ name, summary string }{
 	{"groups", "list, describe, reset offsets of and delete consumer groups"},
 	{"cluster", "show brokers and leaders; add and remove brokers"},
 	{"objects", "list and inspect objects in object storage; estimate their cost"},
+	{"users", "list, describe, set the password of and delete SCRAM users"},
 	{"reassign", "move partitions between WAL groups (Kafka's reassignment JSON); balance the groups"},
 	{"quotas", "describe and alter client quotas (byte rates and request time per user and client id)"},
 }
@@ -99,8 +101,10 @@ func (cmd *command) usageLine() string {
 // run is main without the process exit, returning the exit status.
 func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 	var g globalFlags
+	var sec securityFlags
 	top := newFlagSet("shoalctl")
 	g.register(top)
+	sec.register(top)
 	err := top.Parse(args)
 	pos := top.Args()
 	switch {
@@ -120,14 +124,15 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 	if cmds == nil {
 		return usageFail(stderr, &usageError{msg: fmt.Sprintf("unknown command %q", pos[0])})
 	}
-	return runGroup(pos[0], cmds, rest, &g, env, stdout, stderr)
+	return runGroup(pos[0], cmds, rest, &g, &sec, env, stdout, stderr)
 }
 
 // runGroup runs "shoalctl <group> <name> ..." with the arguments after the
 // group name.
-func runGroup(group string, cmds []command, args []string, g *globalFlags, env func(string) string, stdout, stderr io.Writer) int {
+func runGroup(group string, cmds []command, args []string, g *globalFlags, sec *securityFlags, env func(string) string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("shoalctl " + group)
 	g.register(fs)
+	sec.register(fs)
 	err := fs.Parse(args)
 	pos := fs.Args()
 	switch {
@@ -148,15 +153,16 @@ func runGroup(group string, cmds []command, args []string, g *globalFlags, env f
 	if cmd == nil {
 		return usageFail(stderr, &usageError{msg: fmt.Sprintf("unknown %s command %q", group, pos[0]), usage: groupUsageLine(group, cmds)})
 	}
-	return runCommand(cmd, pos[1:], g, env, stdout, stderr)
+	return runCommand(cmd, pos[1:], g, sec, env, stdout, stderr)
 }
 
 // runCommand parses a command's flags and arguments, resolves the settings
 // and runs it.
-func runCommand(cmd *command, args []string, g *globalFlags, env func(string) string, stdout, stderr io.Writer) int {
+func runCommand(cmd *command, args []string, g *globalFlags, sec *securityFlags, env func(string) string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("shoalctl " + cmd.group + " " + cmd.name)
 	runner := cmd.setup(fs)
 	g.register(fs)
+	sec.register(fs)
 	pos, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		printCommandUsage(stdout, cmd)
@@ -166,10 +172,13 @@ func runCommand(cmd *command, args []string, g *globalFlags, env func(string) st
 		return usageFail(stderr, usagef(cmd, "%v", err))
 	}
 	s, err := resolveSettings(*g, env)
+	if err == nil {
+		err = sec.resolve(env) // security.go
+	}
 	if err != nil {
 		return usageFail(stderr, usagef(cmd, "%v", err))
 	}
-	c := &cli{settings: s, cmd: cmd, stdout: stdout, stderr: stderr}
+	c := &cli{settings: s, cmd: cmd, stdout: stdout, stderr: stderr, security: sec}
 	defer c.close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -265,6 +274,7 @@ Command groups:
 	fmt.Fprint(w, "\nGlobal flags (also accepted after the command):\n")
 	fs := newFlagSet("")
 	new(globalFlags).register(fs)
+	new(securityFlags).register(fs)
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fmt.Fprint(w, `

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +52,7 @@ type flagValues struct {
 	maxInflightRequestBytes                                  byteSize
 	maxConnections, maxConnectionsPerIP                      int
 	connectionsMaxIdle, requestReadTimeout                   time.Duration
+	security                                                 securityFlags
 }
 
 // newFlagSet declares every flag of shoald. Its defaults are those of the
@@ -108,6 +110,7 @@ func newFlagSet(v *flagValues) *flag.FlagSet {
 	fs.DurationVar(&v.groupMaxSession, "group-max-session-timeout", gdef.MaxSessionTimeout, "largest session timeout a classic member may ask for, a `DURATION`")
 	fs.DurationVar(&v.groupConsumerSession, "group-consumer-session-timeout", gdef.ConsumerSessionTimeout, "session timeout of KIP-848 consumer group members, a `DURATION`")
 	fs.DurationVar(&v.groupConsumerHeartbeat, "group-consumer-heartbeat-interval", gdef.ConsumerHeartbeatInterval, "heartbeat interval given to KIP-848 consumer group members, a `DURATION`")
+	v.security.register(fs)
 	fs.StringVar(&v.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	fs.StringVar(&v.logFormat, "log-format", "text", "log `FORMAT`: text or json")
 	return fs
@@ -146,6 +149,7 @@ func parseConfig(args []string, env func(string) string) (settings, error) {
 			return settings{}, err
 		}
 	}
+	fs.Visit(func(f *flag.Flag) { v.security.given(f.Name) }) // the command line's and the file's
 	s, err := v.settings(fileKeys, env)
 	if err != nil {
 		return settings{}, err
@@ -256,7 +260,7 @@ func scalarValue(key string, n *yaml.Node) (string, error) {
 		return "", nil
 	case n.Kind == yaml.ScalarNode:
 		return n.Value, nil
-	case n.Kind == yaml.SequenceNode && key == "peers":
+	case n.Kind == yaml.SequenceNode && listKeys[key]:
 		parts := make([]string, 0, len(n.Content))
 		for _, c := range n.Content {
 			if c.Kind != yaml.ScalarNode {
@@ -376,6 +380,9 @@ func (v *flagValues) settings(fileOnly map[string]string, env func(string) strin
 	if err := v.groupConfig(&cfg); err != nil {
 		return s, err
 	}
+	if err := v.security.apply(&cfg); err != nil {
+		return s, err
+	}
 	s.broker = cfg
 	return s, nil
 }
@@ -474,4 +481,95 @@ func parsePeers(s string) ([]raftgroup.Peer, error) {
 	// broker.Config.Validate checks the list as a whole: this node listed
 	// and matching --cluster-listen, unique ids, addresses, cluster size.
 	return peers, nil
+}
+
+// listKeys are the config-file keys whose value may be a YAML list (joined
+// with commas).
+var listKeys = map[string]bool{"peers": true, "listeners": true, "advertised-listeners": true,
+	"listener-security-protocol-map": true, "sasl-enabled-mechanisms": true}
+
+// securityFlags are the listener, TLS and SASL flags.
+type securityFlags struct {
+	listeners, protocolMap, advertised    string
+	tlsCert, tlsKey, tlsCA, tlsClientAuth string
+	clusterTLS                            bool
+	saslMechanisms                        string
+	reauthMs                              int64
+	set                                   map[string]bool // flags given on the command line or in the file
+}
+
+func (f *securityFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.listeners, "listeners", "",
+		"Kafka listeners `NAME://HOST:PORT,...` (default: --listen as the one PLAINTEXT listener)")
+	fs.StringVar(&f.protocolMap, "listener-security-protocol-map", broker.DefaultProtocolMap,
+		"security protocol of each listener name, `NAME:PROTOCOL,...` (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)")
+	fs.StringVar(&f.advertised, "advertised-listeners", "",
+		"address given to the clients of each listener, `NAME://HOST:PORT,...` (default: the bound address)")
+	fs.StringVar(&f.tlsCert, "tls-cert-file", "", "PEM certificate (chain) `FILE` of the SSL and SASL_SSL listeners")
+	fs.StringVar(&f.tlsKey, "tls-key-file", "", "PEM private key `FILE` of the certificate")
+	fs.StringVar(&f.tlsCA, "tls-ca-file", "", "PEM `FILE` of the CAs of client certificates (and of peers with --cluster-tls)")
+	fs.StringVar(&f.tlsClientAuth, "tls-client-auth", "none", "client certificates: `MODE` none, requested or required")
+	fs.BoolVar(&f.clusterTLS, "cluster-tls", false, "mutual TLS on the cluster listener with the --tls-* certificate and CA")
+	fs.StringVar(&f.saslMechanisms, "sasl-enabled-mechanisms", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+		"SASL `MECHANISMS` of the SASL listeners")
+	fs.Int64Var(&f.reauthMs, "connections-max-reauth-ms", 0,
+		"SASL session lifetime in `MS` after which a connection must re-authenticate (0: never)")
+}
+
+// given records a flag set on the command line or in the config file.
+func (f *securityFlags) given(name string) {
+	if f.set == nil {
+		f.set = map[string]bool{}
+	}
+	f.set[name] = true
+}
+
+// apply checks the flags and sets the broker's listeners, TLS and SASL
+// settings. With --listeners, an explicit --listen must name one of them
+// and --advertise is refused (--advertised-listeners replaces it).
+func (f *securityFlags) apply(cfg *broker.Config) error {
+	if f.listeners == "" {
+		if f.advertised != "" {
+			return usagef("--advertised-listeners needs --listeners")
+		}
+	} else {
+		ls, err := broker.ParseListeners(f.listeners, f.protocolMap, f.advertised)
+		if err != nil {
+			return usagef("--%v", err)
+		}
+		if f.set["advertise"] {
+			return usagef("--advertise: with --listeners, use --advertised-listeners")
+		}
+		if f.set["listen"] && !slices.ContainsFunc(ls, func(l broker.Listener) bool { return l.Listen == cfg.Listen }) {
+			return usagef("--listen %s: not one of --listeners (give --listeners alone)", cfg.Listen)
+		}
+		cfg.Listeners = ls
+	}
+	switch broker.ClientAuth(f.tlsClientAuth) {
+	case broker.ClientAuthNone, broker.ClientAuthRequested, broker.ClientAuthRequired:
+	default:
+		return usagef("--tls-client-auth %q: want none, requested or required", f.tlsClientAuth)
+	}
+	cfg.TLS = broker.TLSConfig{CertFile: f.tlsCert, KeyFile: f.tlsKey, CAFile: f.tlsCA, ClientAuth: broker.ClientAuth(f.tlsClientAuth)}
+	cfg.ClusterTLS = f.clusterTLS
+	cfg.SASLMechanisms = splitComma(f.saslMechanisms)
+	if len(cfg.SASLMechanisms) == 0 {
+		return usagef("--sasl-enabled-mechanisms: empty")
+	}
+	if f.reauthMs < 0 {
+		return usagef("--connections-max-reauth-ms %d: want 0 or more", f.reauthMs)
+	}
+	cfg.ConnectionsMaxReauth = time.Duration(f.reauthMs) * time.Millisecond
+	return nil
+}
+
+// splitComma splits a comma-separated list, dropping spaces and empty items.
+func splitComma(s string) []string {
+	var out []string
+	for p := range strings.SplitSeq(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -10,6 +10,9 @@
 // object store) or fails to close cleanly; 2 for a bad command line or
 // config file. Every failure is reported as one line on stderr.
 //
+// SIGHUP reloads the TLS certificate, key and CA files (--tls-*-file): new
+// connections get the new certificate; a bad file keeps the old one.
+//
 // Under systemd (Type=notify, see docs/systemd) shoald reports its state on
 // $NOTIFY_SOCKET: STATUS=starting while it opens its parts (in a cluster
 // that includes waiting for its peers), READY=1 only once broker.Start has
@@ -55,6 +58,9 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP) // from the start: a SIGHUP must never end shoald
+	defer signal.Stop(hup)
 	sd.notify(sdnotify.StatusState("starting"))
 	b, err := broker.Start(ctx, s.broker)
 	if err != nil && ctx.Err() != nil {
@@ -70,7 +76,9 @@ func run(args []string, env func(string) string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "shoald: serving kafka on %s\n", b.Addr())
 	sd.notify("READY=1\n" + sdnotify.StatusState("serving kafka on "+b.Addr().String()))
 	stopWatchdog := sd.startWatchdog(env)
+	stopReload := reloadOnHUP(hup, b, logger)
 	<-ctx.Done()
+	stopReload()
 	stop() // a second signal kills the process the default way
 	sd.notify("STOPPING=1\n" + sdnotify.StatusState("shutting down"))
 	stopWatchdog()
@@ -124,6 +132,33 @@ func (sd notifier) startWatchdog(env func(string) string) (stop func()) {
 				return
 			case <-t.C:
 				sd.notify("WATCHDOG=1")
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
+// reloadOnHUP reloads the broker's TLS certificates on every SIGHUP, from a
+// goroutine, until the returned function is called; that function waits
+// for the goroutine.
+func reloadOnHUP(hup <-chan os.Signal, b *broker.Broker, logger *slog.Logger) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				// ReloadTLS logs its outcome.
+				if err := b.ReloadTLS(); errors.Is(err, broker.ErrNoTLS) {
+					logger.Info("SIGHUP: no TLS certificates to reload")
+				}
 			}
 		}
 	}()
