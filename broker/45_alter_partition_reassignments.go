@@ -2,11 +2,9 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/shoal-io/shoal/metadata"
@@ -49,8 +47,8 @@ func (b *Broker) handleAlterPartitionReassignments(ctx context.Context, r *reque
 	resp := req.ResponseKind().(*kmsg.AlterPartitionAssignmentsResponse)
 	resp.AllowReplicationFactorChange = req.AllowReplicationFactorChange
 	if !b.meta.IsLeader() {
-		resp.ErrorCode = kerr.NotController.Code
-		resp.ErrorMessage = errMessage(errors.New("reassignments go to the controller (the metadata leader)"))
+		err := fmt.Errorf("%w: reassignments go to the controller (the metadata leader)", metadata.ErrNotLeader)
+		resp.ErrorCode, resp.ErrorMessage = errCode(err), errMessage(err)
 		return resp, nil
 	}
 	b.startReassigner()

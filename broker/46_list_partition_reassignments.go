@@ -2,10 +2,9 @@ package broker
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"slices"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/shoal-io/shoal/metadata"
@@ -33,8 +32,8 @@ func (b *Broker) handleListPartitionReassignments(ctx context.Context, r *reques
 	req := r.req.(*kmsg.ListPartitionReassignmentsRequest)
 	resp := req.ResponseKind().(*kmsg.ListPartitionReassignmentsResponse)
 	if !b.meta.IsLeader() {
-		resp.ErrorCode = kerr.NotController.Code
-		resp.ErrorMessage = errMessage(errors.New("reassignments are listed by the controller (the metadata leader)"))
+		err := fmt.Errorf("%w: reassignments are listed by the controller (the metadata leader)", metadata.ErrNotLeader)
+		resp.ErrorCode, resp.ErrorMessage = errCode(err), errMessage(err)
 		return resp, nil
 	}
 	b.startReassigner()
