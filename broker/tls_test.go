@@ -164,7 +164,7 @@ func dialTLS(t *testing.T, addr string, pool *x509.CertPool, cert *tls.Certifica
 func TestTLSListener(t *testing.T) {
 	t.Parallel()
 	p := newTestPKI(t)
-	b := securedBroker(t, p)
+	b := securedBroker(t, p, func(c *Config) { c.ClusterTLS = true })
 	sslAddr := b.ListenerAddr("SSL").String()
 
 	client := p.issue(t, pkix.Name{CommonName: "alice", OrganizationalUnit: []string{"eng"}}, 7, false)
@@ -202,6 +202,22 @@ func TestTLSListener(t *testing.T) {
 			t.Fatal("a certificate of another CA was accepted")
 		}
 		nc.Close()
+	}
+
+	// The cluster listener is mutual TLS: a peer certificate of the CA
+	// passes the handshake, a client without one does not.
+	peer := p.issue(t, pkix.Name{CommonName: "127.0.0.1"}, 8, true)
+	cc, err := tls.Dial("tcp", b.ClusterAddr().String(), &tls.Config{RootCAs: p.pool, Certificates: []tls.Certificate{peer}})
+	if err != nil {
+		t.Fatalf("cluster listener with a peer certificate: %v", err)
+	}
+	cc.Close()
+	if cc, err := tls.Dial("tcp", b.ClusterAddr().String(), &tls.Config{RootCAs: p.pool}); err == nil {
+		cc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := cc.Read(make([]byte, 1)); err == nil {
+			t.Fatal("cluster listener served a client without a certificate")
+		}
+		cc.Close()
 	}
 
 	// Reload: new connections get the new certificate, a bad file keeps it.
