@@ -194,6 +194,19 @@ func reassignCommands(t *testing.T, c *Cluster, ctl *ctl) {
 	if len(gen.Current.Partitions) != 3 || len(gen.Proposed.Partitions) != 3 {
 		t.Fatalf("generate: %+v", gen)
 	}
+	// In table form the proposal alone is on stdout: a file for execute.
+	res := ctl.run("reassign", "generate", "--topics-to-move-json-file", topicsFile, "--broker-list", "1,2,3")
+	var plan0 reassignmentJSON
+	if err := json.Unmarshal([]byte(res.Stdout), &plan0); res.Code != 0 || err != nil || len(plan0.Partitions) != 3 ||
+		!strings.Contains(res.Stderr, "Current partition replica assignment") {
+		t.Fatalf("generate: exit %d, %v\n%s\n%s", res.Code, err, res.Stdout, res.Stderr)
+	}
+	planFile := filepath.Join(dir, "plan.json")
+	if err := os.WriteFile(planFile, []byte(res.Stdout), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctl.ok("reassign", "execute", "--reassignment-json-file", planFile, "--wait")
+	ctl.ok("reassign", "verify", "--reassignment-json-file", planFile)
 	// Everything into group 0, with a file like generate's.
 	all := reassignmentJSON{Version: 1}
 	for p := range int32(3) {
@@ -232,7 +245,7 @@ func reassignCommands(t *testing.T, c *Cluster, ctl *ctl) {
 			t.Errorf("balance moves a partition out of group %d, not the full group 0", m.From)
 		}
 	}
-	res := ctl.run("reassign", "balance")
+	res = ctl.run("reassign", "balance")
 	if res.Code != 0 || !strings.Contains(res.Stdout, "Moved") || !strings.Contains(res.Stderr, "reassignments done") {
 		t.Fatalf("balance: exit %d\n%s\n%s", res.Code, res.Stdout, res.Stderr)
 	}

@@ -32,7 +32,7 @@ import (
 
 func reassignCommands() []command {
 	return []command{
-		{group: "reassign", name: "generate", summary: "propose a reassignment of the topics of --topics-to-move-json-file onto the WAL groups of --broker-list (needs --admin)", setup: setupReassignGenerate},
+		{group: "reassign", name: "generate", summary: "propose a reassignment of the topics of --topics-to-move-json-file onto the WAL groups of --broker-list: the proposal on stdout, the current assignment on stderr (needs --admin)", setup: setupReassignGenerate},
 		{group: "reassign", name: "execute", summary: "start the reassignments of --reassignment-json-file and print the current assignment for a rollback", setup: setupReassignExecute},
 		{group: "reassign", name: "verify", summary: "show whether the reassignments of --reassignment-json-file are done; exit 1 while any is not", setup: setupReassignVerify},
 		{group: "reassign", name: "cancel", summary: "cancel the reassignments of --reassignment-json-file that are in progress", setup: setupReassignCancel},
@@ -296,10 +296,10 @@ func setupReassignGenerate(fs *flag.FlagSet) runFunc {
 			Current  reassignmentFile `json:"current"`
 			Proposed reassignmentFile `json:"proposed"`
 		}{current, proposed}
-		return c.emit(out, func(w io.Writer) {
-			fmt.Fprintf(w, "Current partition replica assignment\n%s\n\n", compactJSON(current))
-			fmt.Fprintf(w, "Proposed partition reassignment configuration\n%s\n", compactJSON(proposed))
-		})
+		// The proposal alone goes to stdout, so that "generate > plan.json"
+		// makes a file for execute; the rest is for the reader.
+		c.progress("Current partition replica assignment\n%s\n\nProposed partition reassignment configuration", compactJSON(current))
+		return c.emit(out, func(w io.Writer) { fmt.Fprintln(w, compactJSON(proposed)) })
 	}
 }
 
