@@ -51,7 +51,6 @@ func (b *Broker) handleAlterPartitionReassignments(ctx context.Context, r *reque
 		resp.ErrorCode, resp.ErrorMessage = errCode(err), errMessage(err)
 		return resp, nil
 	}
-	b.startReassigner()
 	timeout := min(max(time.Duration(req.TimeoutMillis)*time.Millisecond, time.Second), time.Minute)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

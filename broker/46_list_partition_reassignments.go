@@ -36,7 +36,6 @@ func (b *Broker) handleListPartitionReassignments(ctx context.Context, r *reques
 		resp.ErrorCode, resp.ErrorMessage = errCode(err), errMessage(err)
 		return resp, nil
 	}
-	b.startReassigner()
 	im := b.meta.Image()
 	var wanted map[string][]int32 // nil: every partition
 	if req.Topics != nil {

@@ -65,6 +65,7 @@ type Broker struct {
 	bg       sync.WaitGroup // background storage tasks
 	bgCancel context.CancelFunc
 
+	reassignDone chan struct{}  // closed when the reassigner returns (reassign.go)
 	follower     sync.WaitGroup // followLayout
 	followCancel context.CancelFunc
 	closing      atomic.Bool // Close has begun: no leadership is taken on
@@ -90,6 +91,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 	b.startBackground()
 	b.startFollower()
+	b.startReassigner()
 	b.wg.Add(1)
 	go b.acceptLoop()
 	b.ready.Store(true)
@@ -340,6 +342,7 @@ func (b *Broker) closeParts() error {
 		b.ln.Close()
 	}
 	b.stopFollower()
+	b.stopReassigner()
 	b.stopBackground()
 	if b.reader != nil {
 		errs = append(errs, b.reader.Close())

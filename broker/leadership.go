@@ -263,6 +263,7 @@ func (b *Broker) transferLeadership(timeout time.Duration) {
 func (b *Broker) leaveGroups() {
 	b.transferLeadership(transferTimeout)
 	b.stopFollower()
+	b.stopReassigner()
 	b.stopBackground()
 	b.closeLocalGroups()
 }

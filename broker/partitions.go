@@ -25,7 +25,6 @@ func (p partition) stream() uint64 { return p.meta.Stream }
 // has not applied the earlier terms' entries yet, or the partition is
 // moving in: reassign.go).
 func (b *Broker) partitionOf(t *metadata.Topic, idx int32) (partition, error) {
-	b.startReassigner() // on first use (reassign.go)
 	if t == nil || idx < 0 || int(idx) >= len(t.Partitions) {
 		return partition{}, errUnknownTopicOrPartition
 	}

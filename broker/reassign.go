@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -46,38 +45,21 @@ const (
 	reassignStepTimeout = 10 * time.Second
 )
 
-// reassigners holds each running broker's reassigner. Broker has no field
-// for it (broker.go is not part of this feature's change), so the state
-// lives here, keyed by broker; an entry goes when its reassigner stops.
-var reassigners sync.Map // *Broker -> *reassigner
-
-// reassigner is one broker's move driver.
-type reassigner struct {
-	done chan struct{} // closed when the goroutine returns
-}
-
-// startReassigner starts b's reassigner unless it runs or b is closing.
-// It is owned by the broker: it returns within reassignInterval of
-// b.closing being set, and stopReassigner waits for that.
+// startReassigner starts the broker's move driver. It is owned by the
+// broker: it returns within reassignInterval of b.closing being set, and
+// stopReassigner waits for that.
 func (b *Broker) startReassigner() {
-	if _, ok := reassigners.Load(b); ok || b.closing.Load() {
-		return
-	}
-	r := &reassigner{done: make(chan struct{})}
-	if _, loaded := reassigners.LoadOrStore(b, r); loaded {
-		return
-	}
+	b.reassignDone = make(chan struct{})
 	go func() {
-		defer close(r.done)
-		defer reassigners.Delete(b)
+		defer close(b.reassignDone)
 		b.runReassigner()
 	}()
 }
 
-// stopReassigner waits for b's reassigner to stop; b.closing must be set.
+// stopReassigner waits for the reassigner to stop; b.closing must be set.
 func (b *Broker) stopReassigner() {
-	if v, ok := reassigners.Load(b); ok {
-		<-v.(*reassigner).done
+	if b.reassignDone != nil {
+		<-b.reassignDone
 	}
 }
 
