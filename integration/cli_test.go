@@ -72,7 +72,7 @@ func TestCLIUsageErrors(t *testing.T) {
 		{"bad address", []string{"--listen", "nowhere"}, []string{"--listen"}},
 		{"bad size", []string{"--max-request-size", "huge"}, []string{"max-request-size"}},
 		{"bad object store", []string{"--object-store", "ftp://x"}, []string{"--object-store"}},
-		{"four peers", []string{"--peers", "1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293,4@127.0.0.1:9393"}, []string{"not supported yet"}},
+		{"65 peers", []string{"--peers", manyPeers(65)}, []string{"a cluster starts with at most 64"}},
 		{"missing config", []string{"--config", filepath.Join(dir, "none.yaml")}, []string{"config file"}},
 	}
 	for _, tc := range tests {
@@ -159,4 +159,13 @@ func TestCLISignalsAndRestart(t *testing.T) {
 	if code := b.Signal(os.Interrupt); code != 0 {
 		t.Fatalf("exit status %d after SIGINT, want 0", code)
 	}
+}
+
+// manyPeers lists n peers, node 1 at the default cluster address.
+func manyPeers(n int) string {
+	var out []string
+	for i := 1; i <= n; i++ {
+		out = append(out, fmt.Sprintf("%d@127.0.0.1:%d", i, 9093+100*(i-1)))
+	}
+	return strings.Join(out, ",")
 }
