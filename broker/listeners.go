@@ -208,11 +208,6 @@ func (c *Config) checkListeners() error {
 	if err := c.TLS.check(needTLS, c.ClusterTLS); err != nil {
 		return err
 	}
-	if c.ClusterTLS && (len(c.Peers) > 1 || c.Join) {
-		// The metadata group's forwarding client (internal/raftgroup/rpc.go)
-		// dials without TLS, so a cluster could not forward writes yet.
-		return errors.New("broker config: cluster-tls: not supported in a multi-broker cluster yet (metadata forwarding dials without TLS)")
-	}
 	if c.ConnectionsMaxReauth < 0 {
 		return fmt.Errorf("broker config: connections max reauth %v: must not be negative", c.ConnectionsMaxReauth)
 	}

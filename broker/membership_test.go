@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -167,5 +169,47 @@ func createClusterTopic(t *testing.T, b *Broker, topic string, partitions int32)
 	defer cancel()
 	if resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, -1, nil, topic); err != nil || resp.Err != nil {
 		t.Fatalf("create topic %s: %v", topic, err)
+	}
+}
+
+// TestClusterTLS: with --cluster-tls every Raft group and the metadata
+// forwarding between brokers run over mutual TLS: a topic created through
+// a follower of the metadata group (its write is forwarded to the leader)
+// takes writes on every partition, and a peer without a certificate of the
+// cluster's CA gets nothing from the cluster listener.
+func TestClusterTLS(t *testing.T) {
+	p := newTestPKI(t)
+	certFile, keyFile := p.writeServer(t, 200)
+	c := startCluster(t, 3, func(cfg *Config) {
+		cfg.ClusterTLS = true
+		cfg.TLS = TLSConfig{CertFile: certFile, KeyFile: keyFile, CAFile: p.caFile}
+	})
+	var follower *Broker
+	for _, b := range c.running() {
+		if !b.meta.IsLeader() {
+			follower = b
+		}
+	}
+	const topic, partitions = "tls", 3
+	createClusterTopic(t, follower, topic, partitions)
+	log := newAckLog()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	produceLoop(ctx, clusterClient(t, c.seeds(), kgo.RecordPartitioner(kgo.ManualPartitioner())), topic, partitions, log)
+	cancel()
+	if log.count() < 100 {
+		t.Fatalf("%d records acknowledged", log.count())
+	}
+	verifyTopic(t, c.seeds(), topic, partitions, log)
+
+	// A plain connection naming the metadata group gets no Raft traffic.
+	nc, err := net.DialTimeout("tcp", follower.mux.Addr().String(), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.Write([]byte("not a tls client hello"))
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := io.ReadAll(nc); err != nil || len(n) > 64 {
+		t.Fatalf("the cluster listener answered a plain connection with %d bytes (%v)", len(n), err)
 	}
 }

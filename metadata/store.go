@@ -103,7 +103,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("metadata: open: %w", err)
 	}
 	s.group, s.raft = g, g.Raft
-	rpcCfg := raftgroup.RPCConfig{Timeout: cfg.ApplyTimeout, Logger: cfg.Logger}
+	rpcCfg := raftgroup.RPCConfig{Timeout: cfg.ApplyTimeout, Logger: cfg.Logger, Mux: cfg.Mux}
 	s.rpc = raftgroup.NewRPCClient(RPCChannel, rpcCfg)
 	if s.server, err = raftgroup.ServeRPC(cfg.Mux, RPCChannel, s.serveForward, rpcCfg); err != nil {
 		s.Close()

@@ -68,6 +68,9 @@ type RPCConfig struct {
 	MaxIdle int
 	// Logger receives refused connections (nil: slog.Default()).
 	Logger *slog.Logger
+	// Mux, when set, dials for the client (over TLS when the Mux has
+	// WithTLS); nil dials plain TCP.
+	Mux *Mux
 }
 
 func (c RPCConfig) withDefaults() RPCConfig {
@@ -425,6 +428,9 @@ func (c *RPCClient) get(ctx context.Context, addr string, deadline time.Time) (*
 func (c *RPCClient) dial(ctx context.Context, addr string, deadline time.Time) (net.Conn, error) {
 	dctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
+	if c.cfg.Mux != nil {
+		return c.cfg.Mux.Dial(dctx, addr, c.name)
+	}
 	conn, err := (&net.Dialer{Timeout: c.cfg.Timeout}).DialContext(dctx, "tcp", addr)
 	if err != nil {
 		return nil, err
