@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -141,12 +142,18 @@ func (b *Broker) brokerSettings() []brokerSetting {
 	i64 := func(v int64) string { return strconv.FormatInt(v, 10) }
 	ms := func(v time.Duration) string { return i64(v.Milliseconds()) }
 	walDir := func(dir string) string { return absPath(filepath.Join(dir, "wal-0")) }
-	advertised := "PLAINTEXT://" + b.advertisedAddr()
+	var listeners, advertised []string
+	for _, l := range b.listeners {
+		listeners = append(listeners, l.Name+"://"+l.ln.Addr().String())
+		e := l.endpoint()
+		advertised = append(advertised, e.Name+"://"+net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port))))
+	}
 	out := []brokerSetting{
 		{"broker.id", i64(int64(c.NodeID)), i64(int64(d.NodeID)), kmsg.ConfigTypeInt, "The broker id (--node-id)."},
 		{"node.id", i64(int64(c.NodeID)), i64(int64(d.NodeID)), kmsg.ConfigTypeInt, "The node id (--node-id)."},
-		{"listeners", "PLAINTEXT://" + c.Listen, "PLAINTEXT://" + d.Listen, kmsg.ConfigTypeList, "The Kafka listener (--listen)."},
-		{"advertised.listeners", advertised, advertised, kmsg.ConfigTypeList, "The address given to clients (--advertise)."},
+		{"listeners", strings.Join(listeners, ","), "PLAINTEXT://" + d.Listen, kmsg.ConfigTypeList, "The Kafka listeners (--listeners, or --listen)."},
+		{"advertised.listeners", strings.Join(advertised, ","), "PLAINTEXT://" + d.Listen, kmsg.ConfigTypeList,
+			"The addresses given to clients, per listener (--advertised-listeners, or --advertise)."},
 		{"log.dirs", walDir(c.DataDir), walDir(d.DataDir), kmsg.ConfigTypeList,
 			"The WAL directory (<--data-dir>/wal-0); history lives in object storage."},
 		{"num.partitions", i64(int64(c.DefaultPartitions)), i64(int64(d.DefaultPartitions)), kmsg.ConfigTypeInt,

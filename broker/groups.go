@@ -134,7 +134,7 @@ func (b *Broker) isCoordinator() bool { return b.meta.IsLeader() }
 // leader, as registered.
 func (b *Broker) coordinatorBroker() (metadata.Broker, error) {
 	if b.isCoordinator() {
-		return metadata.Broker{ID: b.cfg.NodeID, Host: b.advHost, Port: b.advPort}, nil
+		return metadata.Broker{ID: b.cfg.NodeID, Host: b.advHost, Port: b.advPort, Listeners: b.endpoints()}, nil
 	}
 	id := nodeID(b.meta.LeaderID())
 	if id < 0 {

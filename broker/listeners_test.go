@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/shoal-io/shoal/internal/raftgroup"
 )
 
 func TestParseListeners(t *testing.T) {
@@ -91,10 +89,6 @@ func TestListenerConfigValidate(t *testing.T) {
 		}, "CA file"},
 		{"bad client auth", func(c *Config) { c.TLS.ClientAuth = "maybe" }, "client auth"},
 		{"cluster tls without CA", func(c *Config) { c.ClusterTLS, c.TLS = true, TLSConfig{CertFile: "c", KeyFile: "k"} }, "CA file"},
-		{"cluster tls in a cluster", func(c *Config) {
-			c.ClusterTLS, c.TLS = true, tlsFiles
-			c.Peers = []raftgroup.Peer{{ID: "1", Address: c.ClusterListen}, {ID: "2", Address: "10.0.0.2:9093"}}
-		}, "cluster-tls"},
 		{"mechanism", func(c *Config) { c.SASLMechanisms = []string{"GSSAPI"} }, "SASL mechanism"},
 		{"reauth", func(c *Config) { c.ConnectionsMaxReauth = -time.Second }, "reauth"},
 	} {
