@@ -61,6 +61,10 @@ func (im *Image) apply(c Command, index uint64) (next *Image, resp any) {
 		return im.applyAlterUserScram(c, index)
 	case AlterClientQuotasCmd:
 		return im.applyAlterClientQuotas(c, index)
+	case CreateACLsCmd:
+		return im.applyCreateACLs(c, index)
+	case DeleteACLsCmd:
+		return im.applyDeleteACLs(c, index)
 	case RequestCmd:
 		// The FSM answers repeated request ids from its request table; the
 		// image itself only applies the command.

@@ -174,8 +174,8 @@ func TestSnapshotRoundTrip(t *testing.T) {
 
 	for name, bad := range map[string]string{
 		"garbage":   "not json",
-		"version":   strings.Replace(buf.String(), `"version":5`, `"version":6`, 1),
-		"version 0": strings.Replace(buf.String(), `"version":5`, `"version":0`, 1),
+		"version":   strings.Replace(buf.String(), `"version":8`, `"version":9`, 1),
+		"version 0": strings.Replace(buf.String(), `"version":8`, `"version":0`, 1),
 		"streams":   strings.Replace(buf.String(), `"next_stream_id":5`, `"next_stream_id":2`, 1),
 		"zero id":   strings.Replace(buf.String(), `"ID":"ESIzRFVmR4iZqrvM3e7_AQ"`, `"ID":"AAAAAAAAAAAAAAAAAAAAAA"`, 1),
 		"truncated": buf.String()[:buf.Len()/2],

@@ -37,6 +37,8 @@ const (
 	CmdFinishReassignment  CommandType = 23
 	CmdAlterUserScram      CommandType = 24
 	CmdAlterClientQuotas   CommandType = 25
+	CmdCreateACLs          CommandType = 26
+	CmdDeleteACLs          CommandType = 27
 )
 
 // String names the command type.
@@ -92,6 +94,10 @@ func (t CommandType) String() string {
 		return "AlterUserScram"
 	case CmdAlterClientQuotas:
 		return "AlterClientQuotas"
+	case CmdCreateACLs:
+		return "CreateACLs"
+	case CmdDeleteACLs:
+		return "DeleteACLs"
 	}
 	return fmt.Sprintf("CommandType(%d)", uint8(t))
 }
@@ -323,6 +329,10 @@ func DecodeCommand(b []byte) (Command, error) {
 		c, err = decodeInto[AlterUserScramCmd](body)
 	case CmdAlterClientQuotas:
 		c, err = decodeInto[AlterClientQuotasCmd](body)
+	case CmdCreateACLs:
+		c, err = decodeInto[CreateACLsCmd](body)
+	case CmdDeleteACLs:
+		c, err = decodeInto[DeleteACLsCmd](body)
 	default:
 		return nil, fmt.Errorf("%w: unknown type %d", ErrInvalidCommand, b[0])
 	}

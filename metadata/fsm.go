@@ -148,8 +148,9 @@ func (f *fsm) applyRequest(im *Image, r RequestCmd, index uint64) (*Image, any) 
 // Version 2 added the object index, version 3 the committed group offsets,
 // version 4 the applied index and the request outcomes, version 5 the
 // members and the WAL-group layout, version 6 the SCRAM credentials,
-// version 7 the client quotas; older snapshots still restore.
-const snapshotVersion = 7
+// version 7 the client quotas, version 8 the ACLs; older snapshots still
+// restore.
+const snapshotVersion = 8
 
 // snapshotData is the serialised image.
 type snapshotData struct {
@@ -178,6 +179,8 @@ type snapshotData struct {
 	Scram []scramUserSnapshot `json:"scram,omitempty"`
 	// Since version 7.
 	Quotas []quotaSnapshot `json:"quotas,omitempty"`
+	// Since version 8.
+	ACLs []ACLBinding `json:"acls,omitempty"`
 }
 
 // streamOffsets is a stream's history in a snapshot, for streams with a
@@ -274,6 +277,7 @@ func encodeState(w io.Writer, s fsmSnapshot) error {
 	d.Offsets = im.snapshotOffsets()
 	d.Scram = im.snapshotScram()
 	d.Quotas = im.snapshotQuotas()
+	d.ACLs = im.ACLs.All()
 	if err := json.NewEncoder(w).Encode(&d); err != nil {
 		return fmt.Errorf("metadata: write snapshot: %w", err)
 	}
@@ -335,6 +339,9 @@ func decodeImage(d *snapshotData) (*Image, error) {
 		return nil, err
 	}
 	if err := im.restoreQuotas(d.Quotas); err != nil {
+		return nil, err
+	}
+	if err := im.restoreACLs(d.ACLs); err != nil {
 		return nil, err
 	}
 	return im, nil

@@ -44,6 +44,9 @@ type Image struct {
 	// Quotas holds the client quotas, by entity and key (quotas.go).
 	Quotas map[QuotaEntity]map[string]float64
 
+	// ACLs holds the access control bindings (acls.go); nil when none.
+	ACLs *ACLTable
+
 	// NextStreamID is the stream id the next partition gets. Stream ids start
 	// at 1 and are never reused, also after a topic is deleted.
 	NextStreamID uint64

@@ -176,6 +176,8 @@ func (r result) decode(t CommandType) (any, error) {
 		v, err = decodeValue[int64](r.Value)
 	case CmdDeleteGroupOffsets, CmdExpireGroupOffsets:
 		v, err = decodeValue[int](r.Value)
+	case CmdDeleteACLs:
+		v, err = decodeValue[[][]ACLBinding](r.Value)
 	default:
 		err = fmt.Errorf("%s has no result value", t)
 	}
