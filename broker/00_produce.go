@@ -49,6 +49,8 @@ import (
 // * compressed batches are decompressed and their records checked; records
 //   without a key in a compacted topic INVALID_RECORD; a compression.type
 //   other than producer recompresses (recompress.go)
+// * WRITE on the topic is needed (TOPIC_AUTHORIZATION_FAILED, checked
+//   before existence); idempotent producers need nothing more (KIP-679)
 // * LogAppendTime is always -1: message.timestamp.type=LogAppendTime is not
 //   applied yet
 //
@@ -97,6 +99,7 @@ func (b *Broker) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
 		byID := req.Version >= 13
 		topic := lookupTopic(im, byID, rt.Topic, rt.TopicID)
+		denied := b.topicDenied(r, opWrite, topic, byID, rt.Topic) // authz.go
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
 		for i, rp := range rt.Partitions {
 			sp := &st.Partitions[i]
@@ -105,6 +108,9 @@ func (b *Broker) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 			err := reqErr
 			var part partition
 			var batch []byte
+			if err == nil {
+				err = denied
+			}
 			if err == nil && topic == nil {
 				err = topicLookupErr(byID)
 			}

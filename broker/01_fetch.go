@@ -33,6 +33,8 @@ import (
 // * READ_COMMITTED reads the same as READ_UNCOMMITTED: there are no
 //   transactions, so LastStableOffset is the high watermark
 // * follower fetches (ReplicaID >= 0) are served like consumer fetches
+// * READ on the topic is needed (TOPIC_AUTHORIZATION_FAILED), checked once
+//   when the request arrives
 //
 // Version notes:
 // * v4: LastStableOffset, AbortedTransactions (always empty)
@@ -60,6 +62,7 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 		resp.SessionID = 0
 		return resp, nil
 	}
+	denied := b.fetchDenied(r, req)
 	wait := min(time.Duration(max(req.MaxWaitMillis, 0))*time.Millisecond, maxFetchWait)
 	deadline := time.Now().Add(wait)
 	var timer *time.Timer
@@ -67,7 +70,7 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 		// Take the change signals before reading, so that a commit between
 		// the read and the wait is not missed.
 		changed := b.changedSignals()
-		resp, size, urgent := b.readFetch(ctx, req)
+		resp, size, urgent := b.readFetch(ctx, req, denied)
 		left := time.Until(deadline)
 		if size >= int(req.MinBytes) || urgent || left <= 0 {
 			return resp, nil
@@ -82,7 +85,7 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 		case signalClosed:
 			return nil, ctx.Err()
 		default: // time is up or the broker shuts down: answer with what there is
-			resp, _, _ := b.readFetch(ctx, req)
+			resp, _, _ := b.readFetch(ctx, req, denied)
 			return resp, nil
 		}
 	}
@@ -147,16 +150,27 @@ type fetchBudget struct {
 	remaining int // what is left of MaxBytes
 }
 
-// readFetch reads every requested partition once. size is the number of
-// record bytes read; urgent reports a partition error (answer at once).
-func (b *Broker) readFetch(ctx context.Context, req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, size int, urgent bool) {
+// fetchDenied returns, per requested topic, its authorisation error or nil.
+func (b *Broker) fetchDenied(r *request, req *kmsg.FetchRequest) []error {
+	im := b.meta.Image()
+	denied := make([]error, len(req.Topics))
+	for i, rt := range req.Topics {
+		denied[i] = b.topicDenied(r, opRead, lookupTopic(im, req.Version >= 13, rt.Topic, rt.TopicID), req.Version >= 13, rt.Topic)
+	}
+	return denied
+}
+
+// readFetch reads every requested partition once, except those of denied
+// topics (fetchDenied). size is the number of record bytes read; urgent
+// reports a partition error (answer at once).
+func (b *Broker) readFetch(ctx context.Context, req *kmsg.FetchRequest, denied []error) (resp *kmsg.FetchResponse, size int, urgent bool) {
 	resp = req.ResponseKind().(*kmsg.FetchResponse)
 	im := b.meta.Image()
 	budget := fetchBudget{remaining: int(req.MaxBytes)}
 	byID := req.Version >= 13
 	hints := endpoints{im: im}
 	resp.Topics = make([]kmsg.FetchResponseTopic, 0, len(req.Topics))
-	for _, rt := range req.Topics {
+	for ti, rt := range req.Topics {
 		st := kmsg.NewFetchResponseTopic()
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
 		topic := lookupTopic(im, byID, rt.Topic, rt.TopicID)
@@ -164,7 +178,12 @@ func (b *Broker) readFetch(ctx context.Context, req *kmsg.FetchRequest) (resp *k
 		for i := range rt.Partitions {
 			sp := &st.Partitions[i]
 			sp.Default()
-			if err := b.readPartition(ctx, im, req.Version, topic, byID, &rt.Partitions[i], sp, &budget); err != nil {
+			sp.Partition = rt.Partitions[i].Partition
+			err := denied[ti]
+			if err == nil {
+				err = b.readPartition(ctx, im, req.Version, topic, byID, &rt.Partitions[i], sp, &budget)
+			}
+			if err != nil {
 				sp.ErrorCode = errCode(err)
 				urgent = true
 				if errors.Is(err, errNotLeader) && req.Version >= 12 {

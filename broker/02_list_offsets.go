@@ -23,6 +23,7 @@ import (
 // * a timestamp >= 0: the first record whose timestamp is at least it, with
 //   that record's timestamp; -1/-1 when there is none
 // * other negative timestamps: INVALID_REQUEST
+// * DESCRIBE on the topic is needed (TOPIC_AUTHORIZATION_FAILED)
 // * CurrentLeaderEpoch is checked (FENCED_LEADER_EPOCH /
 //   UNKNOWN_LEADER_EPOCH); LeaderEpoch in the response is the epoch of the
 //   batch holding the offset, or the current epoch for -1/-2
@@ -66,12 +67,16 @@ func (b *Broker) handleListOffsets(ctx context.Context, r *request) (kmsg.Respon
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
 		topic := im.Topics[rt.Topic]
+		denied := b.topicDenied(r, opDescribe, topic, false, rt.Topic) // authz.go
 		st.Partitions = make([]kmsg.ListOffsetsResponseTopicPartition, len(rt.Partitions))
 		for i, rp := range rt.Partitions {
 			sp := &st.Partitions[i]
 			sp.Default()
 			sp.Partition = rp.Partition
-			ans, err := b.listOffset(ctx, im, topic, rp)
+			ans, err := noOffset, denied
+			if err == nil {
+				ans, err = b.listOffset(ctx, im, topic, rp)
+			}
 			if err != nil {
 				sp.ErrorCode = errCode(err)
 				ans = noOffset

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -25,8 +26,14 @@ import (
 //   AutoCreateTopics is on (off by default) and the request allows it, the
 //   topic is created with the default partitions and replication factor and
 //   returned ready (an invalid name then gives INVALID_TOPIC_EXCEPTION)
-// * topic authorized operations are not computed (left at the "not
-//   requested" value)
+// * authorisation as Kafka: a request for all topics lists only those the
+//   client may DESCRIBE; a topic named without DESCRIBE on it is
+//   TOPIC_AUTHORIZATION_FAILED whether or not it exists, so names do not
+//   leak; by id, a known topic without DESCRIBE is TOPIC_AUTHORIZATION_FAILED
+//   without its name; auto-creation needs CREATE on the cluster or the
+//   topic (TOPIC_AUTHORIZATION_FAILED)
+// * authorized operations (v8+, when asked) are the operations the client
+//   may perform on each topic, and (v8-10) on the cluster
 //
 // Version notes:
 // * v0: an empty topic list means all topics; v1+: null means all
@@ -60,30 +67,36 @@ func (b *Broker) handleMetadata(ctx context.Context, r *request) (kmsg.Response,
 
 	if req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0) {
 		for _, name := range im.SortedTopicNames() {
-			resp.Topics = append(resp.Topics, b.topicMetadata(im.Topics[name]))
+			if b.topicDenied(r, opDescribe, nil, false, name) == nil { // authz.go
+				resp.Topics = append(resp.Topics, b.topicMetadata(im.Topics[name]))
+			}
 		}
-		return resp, nil
+		return b.withAuthorizedOps(r, req, resp), nil
 	}
 	allowCreate := b.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
 	for _, rt := range req.Topics {
 		if rt.Topic == nil {
-			if t := topicByID(im, rt.TopicID); t != nil {
+			t := topicByID(im, rt.TopicID)
+			err := b.topicDenied(r, opDescribe, t, true, "")
+			if t != nil && err == nil {
 				resp.Topics = append(resp.Topics, b.topicMetadata(t))
 				continue
 			}
 			st := kmsg.NewMetadataResponseTopic()
 			st.TopicID = rt.TopicID
-			st.ErrorCode = errCode(errUnknownTopicID)
+			st.ErrorCode = errCode(cmp.Or(err, errUnknownTopicID))
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
 		name := *rt.Topic
 		t := im.Topics[name]
-		var err error
-		if t == nil {
+		err := b.topicDenied(r, opDescribe, nil, false, name) // before existence: names do not leak
+		if err == nil && t == nil {
 			err = errUnknownTopicOrPartition
 			if allowCreate {
-				t, err = b.autoCreateTopic(ctx, name)
+				if err = b.createDenied(r, name); err == nil {
+					t, err = b.autoCreateTopic(ctx, name)
+				}
 			}
 		}
 		if err != nil {
@@ -95,7 +108,23 @@ func (b *Broker) handleMetadata(ctx context.Context, r *request) (kmsg.Response,
 		}
 		resp.Topics = append(resp.Topics, b.topicMetadata(t))
 	}
-	return resp, nil
+	return b.withAuthorizedOps(r, req, resp), nil
+}
+
+// withAuthorizedOps fills the authorized operations the request asks for:
+// each answered topic's, and the cluster's (v8-10).
+func (b *Broker) withAuthorizedOps(r *request, req *kmsg.MetadataRequest, resp *kmsg.MetadataResponse) *kmsg.MetadataResponse {
+	if req.Version >= 8 && req.IncludeTopicAuthorizedOperations {
+		for i := range resp.Topics {
+			if st := &resp.Topics[i]; st.ErrorCode == 0 && st.Topic != nil {
+				st.AuthorizedOperations = b.authorizedOps(r, resTopic, *st.Topic)
+			}
+		}
+	}
+	if req.Version >= 8 && req.Version <= 10 && req.IncludeClusterAuthorizedOperations {
+		resp.AuthorizedOperations = b.authorizedOps(r, resCluster, clusterName)
+	}
+	return resp
 }
 
 // autoCreateTopic creates a topic with the defaults; a concurrent creation

@@ -28,6 +28,9 @@ import (
 //   longer than offset.metadata.max.bytes (4096); the other partitions of
 //   the request are committed
 // * a partition named twice: the last valid one counts
+// * READ on the group is needed (GROUP_AUTHORIZATION_FAILED for every
+//   partition, nothing stored) and READ on each topic
+//   (TOPIC_AUTHORIZATION_FAILED, checked before existence)
 // * the metadata group without a leader: COORDINATOR_NOT_AVAILABLE
 //   (clients retry)
 // * each committed offset keeps its commit time; offsets of groups without
@@ -91,6 +94,9 @@ func (b *Broker) handleOffsetCommit(ctx context.Context, r *request) (kmsg.Respo
 		st.Default()
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
 		topic, terr := offsetTopic(im, req.Version >= 10, rt.Topic, rt.TopicID)
+		if denied := b.topicDenied(r, opRead, topic, req.Version >= 10, rt.Topic); denied != nil { // authz.go
+			topic, terr = nil, denied
+		}
 		st.Partitions = make([]kmsg.OffsetCommitResponseTopicPartition, len(rt.Partitions))
 		for j, rp := range rt.Partitions {
 			sp := &st.Partitions[j]
@@ -111,7 +117,11 @@ func (b *Broker) handleOffsetCommit(ctx context.Context, r *request) (kmsg.Respo
 			parts = append(parts, p)
 		}
 	}
-	if err := b.validateOffsetCommit(req); err != nil {
+	err := b.groupDenied(r, opRead, req.Group)
+	if err == nil {
+		err = b.validateOffsetCommit(req)
+	}
+	if err != nil {
 		// A refused member commits nothing: every partition gets the group's error.
 		for _, p := range parts {
 			p.sp.ErrorCode = errCode(err)

@@ -21,6 +21,11 @@ import (
 //   name, partitions by index
 // * RequireStable: no transactions, so no offset is ever pending: ignored
 // * a group without offsets (or unknown) is not an error: all -1
+// * DESCRIBE on the group is needed (GROUP_AUTHORIZATION_FAILED: v1 on each
+//   partition, v2-7 the top-level error without partitions, v8 the
+//   group's error) and DESCRIBE on each topic: a requested topic's
+//   partitions get TOPIC_AUTHORIZATION_FAILED and no offset; with Topics
+//   null, unauthorised topics are left out
 //
 // Version notes:
 // * v0 is not served (offsets in ZooKeeper; Kafka 4 dropped it)
@@ -67,7 +72,10 @@ func (b *Broker) handleOffsetFetch(ctx context.Context, r *request) (kmsg.Respon
 		for _, rt := range req.Topics {
 			topics = append(topics, offsetFetchTopic{name: rt.Topic, parts: rt.Partitions})
 		}
-		for _, ft := range fetchOffsets(im, req.Group, topics, false) {
+		if err := b.groupDenied(r, opDescribe, req.Group); err != nil { // authz.go
+			return offsetFetchGroupDenied(req, resp, err), nil
+		}
+		for _, ft := range b.authorizeFetchedOffsets(r, fetchOffsets(im, req.Group, topics, false), topics == nil) {
 			st := kmsg.NewOffsetFetchResponseTopic()
 			st.Topic = ft.name
 			for _, fo := range ft.parts {
@@ -83,7 +91,11 @@ func (b *Broker) handleOffsetFetch(ctx context.Context, r *request) (kmsg.Respon
 	for _, rg := range req.Groups {
 		sg := kmsg.NewOffsetFetchResponseGroup()
 		sg.Group = rg.Group
-		if err := b.validateOffsetFetch(req.Version, rg); err != nil {
+		err := b.groupDenied(r, opDescribe, rg.Group) // authz.go
+		if err == nil {
+			err = b.validateOffsetFetch(req.Version, rg)
+		}
+		if err != nil {
 			sg.ErrorCode = errCode(err)
 			resp.Groups = append(resp.Groups, sg)
 			continue
@@ -95,7 +107,7 @@ func (b *Broker) handleOffsetFetch(ctx context.Context, r *request) (kmsg.Respon
 		for _, rt := range rg.Topics {
 			topics = append(topics, offsetFetchTopic{name: rt.Topic, id: rt.TopicID, parts: rt.Partitions})
 		}
-		for _, ft := range fetchOffsets(im, rg.Group, topics, req.Version >= 10) {
+		for _, ft := range b.authorizeFetchedOffsets(r, fetchOffsets(im, rg.Group, topics, req.Version >= 10), topics == nil) {
 			st := kmsg.NewOffsetFetchResponseGroupTopic()
 			st.Topic, st.TopicID = ft.name, ft.id
 			for _, fo := range ft.parts {
@@ -109,6 +121,51 @@ func (b *Broker) handleOffsetFetch(ctx context.Context, r *request) (kmsg.Respon
 		resp.Groups = append(resp.Groups, sg)
 	}
 	return resp, nil
+}
+
+// offsetFetchGroupDenied answers a v1-7 request for a group the client may
+// not describe, as Kafka does: v1 fails every requested partition, v2+
+// sets the top-level error.
+func offsetFetchGroupDenied(req *kmsg.OffsetFetchRequest, resp *kmsg.OffsetFetchResponse, err error) *kmsg.OffsetFetchResponse {
+	resp.ErrorCode = errCode(err)
+	if req.Version >= 2 {
+		return resp
+	}
+	for _, rt := range req.Topics {
+		st := kmsg.NewOffsetFetchResponseTopic()
+		st.Topic = rt.Topic
+		for _, p := range rt.Partitions {
+			sp := kmsg.NewOffsetFetchResponseTopicPartition()
+			sp.Partition, sp.Offset, sp.ErrorCode = p, -1, errCode(err)
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
+
+// authorizeFetchedOffsets checks DESCRIBE on each answered topic: with all
+// (Topics null) unauthorised topics are left out, otherwise their
+// partitions get TOPIC_AUTHORIZATION_FAILED and no offset. An unknown
+// topic id (no name) keeps its UNKNOWN_TOPIC_ID.
+func (b *Broker) authorizeFetchedOffsets(r *request, fts []fetchedTopic, all bool) []fetchedTopic {
+	out := fts[:0]
+	for _, ft := range fts {
+		var denied error
+		if ft.name != "" {
+			denied = b.topicDenied(r, opDescribe, nil, false, ft.name)
+		}
+		switch {
+		case denied == nil:
+			out = append(out, ft)
+		case !all:
+			for i, fo := range ft.parts {
+				ft.parts[i] = fetchedOffset{partition: fo.partition, offset: -1, epoch: -1, err: denied}
+			}
+			out = append(out, ft)
+		}
+	}
+	return out
 }
 
 // validateOffsetFetch checks the v9+ member of a consumer group; a fetch

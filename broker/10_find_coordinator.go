@@ -23,6 +23,7 @@ import (
 //   transactions); clients fail at once instead of retrying a coordinator
 //   that never comes
 // * any other key type: INVALID_REQUEST
+// * a group key needs DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED)
 //
 // Version notes:
 // * v1: CoordinatorType, ErrorMessage
@@ -46,7 +47,11 @@ func (b *Broker) handleFindCoordinator(_ context.Context, r *request) (kmsg.Resp
 	for _, key := range keys {
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key, c.NodeID, c.Host, c.Port = key, -1, "", -1
-		if err := b.coordinatorFor(req.CoordinatorType, key); err != nil {
+		err := b.coordinatorFor(req.CoordinatorType, key)
+		if err == nil && req.CoordinatorType == coordinatorGroup {
+			err = b.groupDenied(r, opDescribe, key) // authz.go
+		}
+		if err != nil {
 			c.ErrorCode, c.ErrorMessage = errCode(err), errMessage(err)
 		} else if br, err := b.coordinatorBroker(); err != nil {
 			c.ErrorCode, c.ErrorMessage = errCode(err), errMessage(err)

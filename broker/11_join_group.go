@@ -25,6 +25,7 @@ import (
 //   protocol in common, another protocol type, or a consumer (KIP-848)
 //   group with members), UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID,
 //   MEMBER_ID_REQUIRED, COORDINATOR_NOT_AVAILABLE (shutting down)
+// * READ on the group is needed (GROUP_AUTHORIZATION_FAILED)
 //
 // Version notes:
 // * v0: no rebalance timeout; the session timeout serves as both
@@ -41,6 +42,10 @@ func (b *Broker) handleJoinGroup(ctx context.Context, r *request) (kmsg.Response
 	req := r.req.(*kmsg.JoinGroupRequest)
 	resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
 	r.release()
+	if err := b.groupDenied(r, opRead, req.Group); err != nil { // authz.go
+		resp.ErrorCode = errCode(err)
+		return resp, nil
+	}
 	jr := group.JoinRequest{
 		Group: req.Group, MemberID: req.MemberID, InstanceID: req.InstanceID,
 		ClientID: r.clientID(), ClientHost: r.clientHost(), ProtocolType: req.ProtocolType,

@@ -15,6 +15,7 @@ import (
 //   to rejoin
 // * errors: INVALID_GROUP_ID, UNKNOWN_MEMBER_ID (also for an unknown group
 //   or a consumer (KIP-848) group), ILLEGAL_GENERATION, FENCED_INSTANCE_ID
+// * READ on the group is needed (GROUP_AUTHORIZATION_FAILED)
 //
 // Version notes:
 // * v3: group.instance.id (KIP-345); v4: flexible
@@ -22,6 +23,10 @@ import (
 func (b *Broker) handleHeartbeat(_ context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.HeartbeatRequest)
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+	if err := b.groupDenied(r, opRead, req.Group); err != nil { // authz.go
+		resp.ErrorCode = errCode(err)
+		return resp, nil
+	}
 	hr := group.HeartbeatRequest{Group: req.Group, MemberID: req.MemberID, Generation: req.Generation}
 	if req.Version >= 3 {
 		hr.InstanceID = req.InstanceID

@@ -16,6 +16,7 @@ import (
 //   that is not the instance's current one it is FENCED_INSTANCE_ID
 // * errors: INVALID_GROUP_ID (top level), UNKNOWN_MEMBER_ID (top level for
 //   an unknown group, else per member)
+// * READ on the group is needed (GROUP_AUTHORIZATION_FAILED, top level)
 //
 // Version notes:
 // * v0-2: one MemberID; its error is the top-level error
@@ -25,6 +26,10 @@ import (
 func (b *Broker) handleLeaveGroup(_ context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.LeaveGroupRequest)
 	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+	if err := b.groupDenied(r, opRead, req.Group); err != nil { // authz.go
+		resp.ErrorCode = errCode(err)
+		return resp, nil
+	}
 	var members []group.LeaveMember
 	if req.Version < 3 {
 		members = []group.LeaveMember{{MemberID: req.MemberID}}

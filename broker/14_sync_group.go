@@ -19,6 +19,7 @@ import (
 // * errors: INVALID_GROUP_ID, UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION,
 //   REBALANCE_IN_PROGRESS, FENCED_INSTANCE_ID, COORDINATOR_NOT_AVAILABLE
 //   (shutting down)
+// * READ on the group is needed (GROUP_AUTHORIZATION_FAILED)
 //
 // Version notes:
 // * v3: group.instance.id; v4: flexible
@@ -29,6 +30,10 @@ func (b *Broker) handleSyncGroup(ctx context.Context, r *request) (kmsg.Response
 	req := r.req.(*kmsg.SyncGroupRequest)
 	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
 	r.release()
+	if err := b.groupDenied(r, opRead, req.Group); err != nil { // authz.go
+		resp.ErrorCode = errCode(err)
+		return resp, nil
+	}
 	sr := group.SyncRequest{Group: req.Group, MemberID: req.MemberID, Generation: req.Generation,
 		Assignments: make(map[string][]byte, len(req.GroupAssignment))}
 	if req.Version >= 3 {

@@ -21,7 +21,10 @@ import (
 //   group", as Kafka 4); use ConsumerGroupDescribe
 // * an unknown group is Dead without error before v6; an empty id is
 //   INVALID_GROUP_ID
-// * authorized operations are not computed
+// * DESCRIBE on the group is needed (GROUP_AUTHORIZATION_FAILED, nothing
+//   else said about the group)
+// * authorized operations (v3+, when asked) are those the client may
+//   perform on the group
 //
 // Version notes:
 // * v1: ThrottleMillis; v3: IncludeAuthorizedOperations; v4: instance ids
@@ -36,7 +39,9 @@ func (b *Broker) handleDescribeGroups(_ context.Context, r *request) (kmsg.Respo
 		g := kmsg.NewDescribeGroupsResponseGroup()
 		g.Group = id
 		d, isConsumer, err := b.groups.DescribeClassic(id)
-		switch {
+		switch denied := b.groupDenied(r, opDescribe, id); { // authz.go
+		case denied != nil:
+			d, err = group.ClassicDescription{}, denied
 		case id == "":
 			err = group.ErrInvalidGroupID
 		case isConsumer:
@@ -59,6 +64,9 @@ func (b *Broker) handleDescribeGroups(_ context.Context, r *request) (kmsg.Respo
 			continue
 		}
 		g.ProtocolType, g.Protocol = d.ProtocolType, d.Protocol
+		if req.IncludeAuthorizedOperations {
+			g.AuthorizedOperations = b.authorizedOps(r, resGroup, id)
+		}
 		for _, m := range d.Members {
 			rm := kmsg.NewDescribeGroupsResponseGroupMember()
 			rm.MemberID, rm.InstanceID, rm.ClientID, rm.ClientHost = m.MemberID, m.InstanceID, m.ClientID, m.ClientHost

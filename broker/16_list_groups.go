@@ -16,6 +16,8 @@ import (
 // * every classic and consumer (KIP-848) group of the coordinator, and
 //   every group that only has committed offsets (Empty, classic, empty
 //   protocol type), sorted by id
+// * DESCRIBE on the cluster lists every group; without it only the groups
+//   the client may DESCRIBE
 //
 // Version notes:
 // * v3: flexible
@@ -37,9 +39,11 @@ func (b *Broker) handleListGroups(_ context.Context, r *request) (kmsg.Response,
 		}
 	}
 	slices.SortFunc(listed, func(a, b group.Listing) int { return strings.Compare(a.Group, b.Group) })
+	all := b.clusterDenied(r, opDescribe) == nil // authz.go
 	for _, l := range listed {
 		if req.Version >= 4 && !matchesFilter(req.StatesFilter, l.State) ||
-			req.Version >= 5 && !matchesFilter(req.TypesFilter, l.Type) {
+			req.Version >= 5 && !matchesFilter(req.TypesFilter, l.Type) ||
+			!all && b.groupDenied(r, opDescribe, l.Group) != nil {
 			continue
 		}
 		g := kmsg.NewListGroupsResponseGroup()

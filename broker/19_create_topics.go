@@ -32,6 +32,10 @@ import (
 //   INVALID_REPLICATION_FACTOR, INVALID_CONFIG (unknown key or bad value,
 //   null value), INVALID_REQUEST (a topic named twice in one request: every
 //   occurrence fails), NOT_CONTROLLER, REQUEST_TIMED_OUT
+// * CREATE on the cluster or on the topic is needed
+//   (TOPIC_AUTHORIZATION_FAILED); without DESCRIBE_CONFIGS on the topic a
+//   created topic's configs are left out (TopicConfigErrorCode
+//   TOPIC_AUTHORIZATION_FAILED)
 // * ValidateOnly checks everything, including existence, and creates nothing
 // * TimeoutMillis bounds the commit wait (at least 1 s, at most 60 s)
 //
@@ -65,13 +69,16 @@ func (b *Broker) handleCreateTopics(ctx context.Context, r *request) (kmsg.Respo
 		var err error
 		if seen[rt.Topic] > 1 {
 			err = fmt.Errorf("%w: topic %s appears more than once", errInvalidRequest, rt.Topic)
-		} else {
+		} else if err = b.createDenied(r, rt.Topic); err == nil { // authz.go
 			err = b.createTopic(ctx, req, rt, &st)
 		}
 		if err != nil {
 			st.ErrorCode = errCode(err)
 			st.ErrorMessage = errMessage(err)
 			st.NumPartitions, st.ReplicationFactor = -1, -1
+		}
+		if err == nil && req.Version >= 5 && !b.authorized(r, opDescribeConfigs, resTopic, rt.Topic) {
+			st.Configs, st.ConfigErrorCode = nil, errCode(errTopicAuthorization)
 		}
 		resp.Topics = append(resp.Topics, st)
 	}

@@ -15,6 +15,10 @@ import (
 // * unknown topics: UNKNOWN_TOPIC_OR_PARTITION (by name) or UNKNOWN_TOPIC_ID
 //   (by id); NOT_CONTROLLER when the metadata group has no leader here
 // * TimeoutMillis bounds the commit wait (at least 1 s, at most 60 s)
+// * as Kafka: without DESCRIBE on the topic TOPIC_AUTHORIZATION_FAILED
+//   (whether or not it exists; by id, an unknown id is UNKNOWN_TOPIC_ID
+//   and a known one's name is not returned), then existence, then DELETE
+//   on the topic (TOPIC_AUTHORIZATION_FAILED)
 //
 // Version notes:
 // * v0 is not served (Kafka 4 dropped it)
@@ -38,7 +42,7 @@ func (b *Broker) handleDeleteTopics(ctx context.Context, r *request) (kmsg.Respo
 	for _, rt := range targets {
 		st := kmsg.NewDeleteTopicsResponseTopic()
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
-		err := b.deleteTopic(ctx, rt, &st)
+		err := b.deleteTopic(ctx, r, rt, &st)
 		if err != nil {
 			st.ErrorCode = errCode(err)
 			if req.Version >= 5 {
@@ -50,12 +54,15 @@ func (b *Broker) handleDeleteTopics(ctx context.Context, r *request) (kmsg.Respo
 	return resp, nil
 }
 
-// deleteTopic deletes the topic named by name or id.
-func (b *Broker) deleteTopic(ctx context.Context, rt kmsg.DeleteTopicsRequestTopic, st *kmsg.DeleteTopicsResponseTopic) error {
+// deleteTopic deletes the topic named by name or id, if r may.
+func (b *Broker) deleteTopic(ctx context.Context, r *request, rt kmsg.DeleteTopicsRequestTopic, st *kmsg.DeleteTopicsResponseTopic) error {
 	im := b.meta.Image()
 	var name string
 	if rt.Topic != nil {
 		name = *rt.Topic
+		if err := b.topicDenied(r, opDescribe, nil, false, name); err != nil { // authz.go
+			return err
+		}
 		if im.Topics[name] == nil {
 			return errUnknownTopicOrPartition
 		}
@@ -64,8 +71,14 @@ func (b *Broker) deleteTopic(ctx context.Context, rt kmsg.DeleteTopicsRequestTop
 		if t == nil {
 			return errUnknownTopicID
 		}
+		if err := b.topicDenied(r, opDescribe, t, true, ""); err != nil {
+			return err
+		}
 		name = t.Name
 		st.Topic = &name
+	}
+	if err := b.topicDenied(r, opDelete, nil, false, name); err != nil {
+		return err
 	}
 	t, err := b.meta.DeleteTopic(ctx, name)
 	if err != nil {

@@ -34,6 +34,8 @@ import (
 // * unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION; a partition
 //   this broker does not lead: NOT_LEADER_OR_FOLLOWER
 // * TimeoutMillis bounds the commit wait (at least 1 s, at most 60 s)
+// * DELETE on the topic is needed (TOPIC_AUTHORIZATION_FAILED, checked
+//   before existence)
 //
 // Version notes:
 // * v1: ThrottleMillis after the response; v2: flexible
@@ -48,10 +50,14 @@ func (b *Broker) handleDeleteRecords(ctx context.Context, r *request) (kmsg.Resp
 		st := kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic
 		topic := im.Topics[rt.Topic]
+		denied := b.topicDenied(r, opDelete, topic, false, rt.Topic) // authz.go
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition = rp.Partition
-			low, err := b.deleteRecords(ctx, topic, rp)
+			low, err := int64(-1), denied
+			if err == nil {
+				low, err = b.deleteRecords(ctx, topic, rp)
+			}
 			if err != nil {
 				sp.ErrorCode, low = errCode(err), -1
 			}

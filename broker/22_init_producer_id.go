@@ -20,6 +20,8 @@ import (
 //   a metadata group without leader gives COORDINATOR_NOT_AVAILABLE
 // * a TransactionalID gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
 //   transactions are not supported
+// * an idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE
+//   on some topic (KIP-679), else CLUSTER_AUTHORIZATION_FAILED
 //
 // Version notes:
 // * v2: flexible
@@ -34,6 +36,10 @@ func (b *Broker) handleInitProducerID(ctx context.Context, r *request) (kmsg.Res
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil {
 		resp.ErrorCode = errCode(errTransactions)
+		return resp, nil
+	}
+	if b.clusterDenied(r, opIdempotentWrite) != nil && !b.authorizedAny(r, opWrite, resTopic) { // authz.go
+		resp.ErrorCode = errCode(errClusterAuthorization)
 		return resp, nil
 	}
 	id, err := b.pids.next(ctx)

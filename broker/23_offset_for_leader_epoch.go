@@ -23,6 +23,7 @@ import (
 //   UNKNOWN_LEADER_EPOCH); unknown topic or partition:
 //   UNKNOWN_TOPIC_OR_PARTITION; not the leader: NOT_LEADER_OR_FOLLOWER
 // * ReplicaID (v3+) is ignored: followers and consumers get the same answer
+// * DESCRIBE on the topic is needed (TOPIC_AUTHORIZATION_FAILED)
 //
 // Version notes:
 // * v1: LeaderEpoch in the response
@@ -36,10 +37,14 @@ func (b *Broker) handleOffsetForLeaderEpoch(ctx context.Context, r *request) (km
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
 		topic := im.Topics[rt.Topic]
+		denied := b.topicDenied(r, opDescribe, topic, false, rt.Topic) // authz.go
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
-			epoch, end, err := b.epochEndOffset(topic, rp)
+			epoch, end, err := int32(-1), int64(-1), denied
+			if err == nil {
+				epoch, end, err = b.epochEndOffset(topic, rp)
+			}
 			if err != nil {
 				sp.ErrorCode, epoch, end = errCode(err), -1, -1
 			}

@@ -29,6 +29,9 @@ import (
 // * unknown topic: UNKNOWN_TOPIC_OR_PARTITION; invalid topic name:
 //   INVALID_TOPIC_EXCEPTION; empty topic name and other resource types
 //   (broker logger, client metrics, group): INVALID_REQUEST
+// * DESCRIBE_CONFIGS is needed on the topic (TOPIC_AUTHORIZATION_FAILED,
+//   checked before existence), or for a broker on the cluster
+//   (CLUSTER_AUTHORIZATION_FAILED)
 //
 // Version notes:
 // * v0: IsDefault instead of Source
@@ -44,14 +47,15 @@ func (b *Broker) handleDescribeConfigs(ctx context.Context, r *request) (kmsg.Re
 		sr := kmsg.NewDescribeConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
 		var entries []describedConfig
-		var err error
-		switch rr.ResourceType {
-		case kmsg.ConfigResourceTypeTopic:
+		err := b.configDenied(r, opDescribeConfigs, rr.ResourceType, rr.ResourceName) // authz.go
+		switch {
+		case err != nil:
+		case rr.ResourceType == kmsg.ConfigResourceTypeTopic:
 			t, terr := configTopic(im, rr.ResourceName)
 			if err = terr; err == nil {
 				entries = topicConfigEntries(t)
 			}
-		case kmsg.ConfigResourceTypeBroker:
+		case rr.ResourceType == kmsg.ConfigResourceTypeBroker:
 			var perBroker bool
 			if perBroker, err = b.checkBrokerResource(rr.ResourceName); perBroker {
 				entries = b.brokerConfigEntries()

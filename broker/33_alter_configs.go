@@ -26,6 +26,9 @@ import (
 //   so any change is INVALID_REQUEST, as Kafka answers for configs that
 //   cannot be updated dynamically; an empty config list succeeds
 // * other resource types: INVALID_REQUEST
+// * ALTER_CONFIGS is needed on the topic (TOPIC_AUTHORIZATION_FAILED,
+//   checked before existence), or for a broker on the cluster
+//   (CLUSTER_AUTHORIZATION_FAILED); a denied resource changes nothing
 //
 // Version notes:
 // * v1: ThrottleMillis after the response; v2: flexible
@@ -42,6 +45,9 @@ func (b *Broker) handleAlterConfigs(ctx context.Context, r *request) (kmsg.Respo
 		sr := kmsg.NewAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
 		err := repeated(rr)
+		if err == nil {
+			err = b.configDenied(r, opAlterConfigs, rr.ResourceType, rr.ResourceName) // authz.go
+		}
 		if err == nil {
 			err = b.alterConfigs(ctx, rr, req.ValidateOnly)
 		}

@@ -31,6 +31,8 @@ import (
 // * Topics null: every partition; otherwise the requested ones that exist
 //   (unknown ones are left out, as Kafka does)
 // * OffsetLag is 0 and IsFuture false (no AlterReplicaLogDirs)
+// * DESCRIBE on the cluster is needed: without it no dirs, and (v3+) the
+//   top-level CLUSTER_AUTHORIZATION_FAILED
 //
 // Version notes:
 // * v1: ThrottleMillis after the response; v2: flexible
@@ -40,6 +42,10 @@ import (
 func (b *Broker) handleDescribeLogDirs(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.DescribeLogDirsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeLogDirsResponse)
+	if err := b.clusterDenied(r, opDescribe); err != nil { // authz.go
+		resp.ErrorCode = errCode(err)
+		return resp, nil
+	}
 	im := b.meta.Image()
 	parts := logDirPartitions(im, req.Topics)
 	for _, ws := range b.localWALs() {

@@ -25,6 +25,8 @@ import (
 // * unknown topic: UNKNOWN_TOPIC_OR_PARTITION; a topic named twice:
 //   INVALID_REQUEST for each occurrence; NOT_CONTROLLER when the metadata
 //   group has no leader here
+// * ALTER on the topic is needed (TOPIC_AUTHORIZATION_FAILED, checked
+//   before existence)
 // * ValidateOnly checks everything and creates nothing
 // * TimeoutMillis bounds the commit wait (at least 1 s, at most 60 s)
 //
@@ -46,7 +48,7 @@ func (b *Broker) handleCreatePartitions(ctx context.Context, r *request) (kmsg.R
 		var err error
 		if seen[rt.Topic] > 1 {
 			err = fmt.Errorf("%w: topic %s appears more than once", errInvalidRequest, rt.Topic)
-		} else {
+		} else if err = b.topicDenied(r, opAlter, nil, false, rt.Topic); err == nil { // authz.go
 			err = b.createPartitions(ctx, rt, req.ValidateOnly)
 		}
 		if err != nil {

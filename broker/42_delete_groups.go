@@ -18,6 +18,7 @@ import (
 // * errors: INVALID_GROUP_ID (empty id), NON_EMPTY_GROUP (members remain),
 //   GROUP_ID_NOT_FOUND (neither a group nor committed offsets),
 //   COORDINATOR_NOT_AVAILABLE (the metadata group has no leader)
+// * DELETE on the group is needed (GROUP_AUTHORIZATION_FAILED)
 //
 // Version notes:
 // * v2: flexible; v3: ErrorMessage
@@ -28,7 +29,11 @@ func (b *Broker) handleDeleteGroups(ctx context.Context, r *request) (kmsg.Respo
 	for _, id := range req.Groups {
 		g := kmsg.NewDeleteGroupsResponseGroup()
 		g.Group = id
-		if err := b.deleteGroup(ctx, id); err != nil {
+		err := b.groupDenied(r, opDelete, id) // authz.go
+		if err == nil {
+			err = b.deleteGroup(ctx, id)
+		}
+		if err != nil {
 			g.ErrorCode = groupErrCode(err)
 			if req.Version >= 3 {
 				g.ErrorMessage = errMessage(err)

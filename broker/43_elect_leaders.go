@@ -28,11 +28,29 @@ import (
 // * unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION; an election
 //   type other than 0 (preferred) or 1 (unclean): INVALID_REQUEST per
 //   partition; a partition named twice is answered once
+// * ALTER on the cluster is needed: without it the top-level error and
+//   every requested partition's is CLUSTER_AUTHORIZATION_FAILED
 //
 // Version notes:
 // * v1: ElectionType (KIP-460) and the top-level ErrorCode (always 0);
 //   v0 is a preferred election
 // * v2: flexible
+
+// electDenied answers a request the client may not make, as Kafka does.
+func electDenied(req *kmsg.ElectLeadersRequest, resp *kmsg.ElectLeadersResponse, err error) *kmsg.ElectLeadersResponse {
+	resp.ErrorCode = errCode(err)
+	for _, rt := range req.Topics {
+		st := kmsg.NewElectLeadersResponseTopic()
+		st.Topic = rt.Topic
+		for _, idx := range rt.Partitions {
+			sp := kmsg.NewElectLeadersResponseTopicPartition()
+			sp.Partition, sp.ErrorCode, sp.ErrorMessage = idx, errCode(err), errMessage(err)
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
 
 // Election types of ElectLeaders v1+.
 const (
@@ -43,6 +61,9 @@ const (
 func (b *Broker) handleElectLeaders(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.ElectLeadersRequest)
 	resp := req.ResponseKind().(*kmsg.ElectLeadersResponse)
+	if err := b.clusterDenied(r, opAlter); err != nil { // authz.go
+		return electDenied(req, resp, err), nil
+	}
 	im := b.meta.Image()
 	all := req.Topics == nil
 	for _, rt := range electionTargets(im, req.Topics) {

@@ -31,6 +31,9 @@ import (
 // * BROKER resources: broker configs are read-only (flags or config file):
 //   any change is INVALID_REQUEST, as Kafka answers for configs that cannot
 //   be updated dynamically; other resource types: INVALID_REQUEST
+// * ALTER_CONFIGS is needed on the topic (TOPIC_AUTHORIZATION_FAILED,
+//   checked before existence), or for a broker on the cluster
+//   (CLUSTER_AUTHORIZATION_FAILED); a denied resource changes nothing
 //
 // Version notes:
 // * v1: flexible
@@ -47,6 +50,9 @@ func (b *Broker) handleIncrementalAlterConfigs(ctx context.Context, r *request) 
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
 		err := repeated(rr)
+		if err == nil {
+			err = b.configDenied(r, opAlterConfigs, rr.ResourceType, rr.ResourceName) // authz.go
+		}
 		if err == nil {
 			err = b.incrementalAlterConfigs(ctx, rr, req.ValidateOnly)
 		}

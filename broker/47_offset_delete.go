@@ -24,11 +24,18 @@ import (
 //   exist; a partition without a committed offset succeeds
 // * the metadata group without a leader: COORDINATOR_NOT_AVAILABLE (top
 //   level; clients retry)
+// * DELETE on the group is needed (top-level GROUP_AUTHORIZATION_FAILED)
+//   and READ on each topic (TOPIC_AUTHORIZATION_FAILED, checked before
+//   existence)
 
 func (b *Broker) handleOffsetDelete(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.OffsetDeleteRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
 	im := b.meta.Image()
+	if err := b.groupDenied(r, opDelete, req.Group); err != nil { // authz.go
+		resp.ErrorCode = errCode(err)
+		return resp, nil
+	}
 	if req.Group == "" {
 		resp.ErrorCode = errCode(fmt.Errorf("%w: offset delete", errOffsetGroupID))
 		return resp, nil
@@ -48,12 +55,15 @@ func (b *Broker) handleOffsetDelete(ctx context.Context, r *request) (kmsg.Respo
 		st.Default()
 		st.Topic = rt.Topic
 		topic := im.Topics[rt.Topic]
+		denied := b.topicDenied(r, opRead, topic, false, rt.Topic)
 		st.Partitions = make([]kmsg.OffsetDeleteResponseTopicPartition, len(rt.Partitions))
 		for j, rp := range rt.Partitions {
 			sp := &st.Partitions[j]
 			sp.Default()
 			sp.Partition = rp.Partition
 			switch {
+			case denied != nil:
+				sp.ErrorCode = errCode(denied)
 			case topic == nil || rp.Partition < 0 || int(rp.Partition) >= len(topic.Partitions):
 				sp.ErrorCode = errCode(fmt.Errorf("%w: %s-%d", errUnknownTopicOrPartition, rt.Topic, rp.Partition))
 			case hasMembers:

@@ -26,6 +26,8 @@ import (
 //   default or any with a name, ip together with user or client-id:
 //   INVALID_REQUEST; an unknown entity or match type: UNSUPPORTED_VERSION
 //   (both as Kafka answers, in the response's error code)
+// * DESCRIBE_CONFIGS on the cluster is needed (top-level
+//   CLUSTER_AUTHORIZATION_FAILED, as Kafka)
 // * entries are sorted: user entities first (<default> first), then
 //   client-id entities; values by key
 //
@@ -60,6 +62,10 @@ func (f quotaComponentFilter) matches(n metadata.QuotaName) bool {
 func (b *Broker) handleDescribeClientQuotas(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.DescribeClientQuotasRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeClientQuotasResponse)
+	if err := b.clusterDenied(r, opDescribeConfigs); err != nil { // authz.go
+		resp.ErrorCode, resp.ErrorMessage = errCode(err), errMessage(err)
+		return resp, nil
+	}
 	user, client, ip, err := parseQuotaFilter(req.Components)
 	if err != nil {
 		resp.ErrorCode, resp.ErrorMessage = errCode(err), errMessage(err)

@@ -26,6 +26,8 @@ import (
 //   command (all or none: a failed commit gives every one of them its
 //   error); refused entries change nothing
 // * ValidateOnly checks everything and changes nothing
+// * ALTER_CONFIGS on the cluster is needed (CLUSTER_AUTHORIZATION_FAILED
+//   for every entry, nothing changed)
 //
 // Version notes:
 // * v1: flexible
@@ -42,6 +44,11 @@ func (b *Broker) handleAlterClientQuotas(ctx context.Context, r *request) (kmsg.
 		alts[i], errs[i] = quotaAlteration(e)
 		if errs[i] == nil {
 			count[alts[i].Entity]++
+		}
+	}
+	if denied := b.clusterDenied(r, opAlterConfigs); denied != nil { // authz.go
+		for i := range errs {
+			errs[i] = denied
 		}
 	}
 	var valid []metadata.QuotaAlteration

@@ -15,7 +15,8 @@ import (
 //   twice: DUPLICATE_RESOURCE (once, for that user)
 // * each credential shows its mechanism and iteration count, never a salt
 //   or key
-// * no authorisation yet: any authenticated connection may describe
+// * DESCRIBE on the cluster is needed: without it the top-level
+//   CLUSTER_AUTHORIZATION_FAILED and no results, as Kafka
 //
 // Version notes:
 // * v0: flexible (KIP-554)
@@ -23,6 +24,10 @@ import (
 func (b *Broker) handleDescribeUserScramCredentials(_ context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.DescribeUserSCRAMCredentialsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
+	if err := b.clusterDenied(r, opDescribe); err != nil { // authz.go
+		resp.ErrorCode, resp.ErrorMessage = errCode(err), errMessage(err)
+		return resp, nil
+	}
 	im := b.meta.Image()
 	var users []string
 	if len(req.Users) == 0 {

@@ -23,9 +23,10 @@ import (
 //   one mechanism of a user named twice (deletion or upsertion):
 //   DUPLICATE_RESOURCE; deleting a credential that does not exist:
 //   RESOURCE_NOT_FOUND
-// * no authorisation yet: any authenticated connection may alter, which is
-//   how the first user is created (over a PLAINTEXT or SSL listener, see
-//   docs/security.md)
+// * ALTER on the cluster is needed (CLUSTER_AUTHORIZATION_FAILED for every
+//   user, nothing changed). With --authorizer none anyone may alter, which
+//   is how the first user is created (over a PLAINTEXT or SSL listener, see
+//   docs/security.md); with acl, a super user (docs/acls.md)
 //
 // Version notes:
 // * v0: flexible
@@ -80,9 +81,13 @@ func (b *Broker) handleAlterUserScramCredentials(ctx context.Context, r *request
 		}
 		c.set = append(c.set, cred)
 	}
+	denied := b.clusterDenied(r, opAlter) // authz.go
 	for _, user := range order {
 		c := changes[user]
 		err := c.err
+		if denied != nil {
+			err = denied
+		}
 		if err == nil {
 			err = b.meta.AlterUserScram(ctx, user, c.set, c.del)
 		}

@@ -11,8 +11,10 @@ import (
 // Behavior:
 // * the registered brokers (their addresses on the listener the request
 //   came on), the cluster id, and the metadata group's leader as controller
-// * cluster authorized operations are not computed (left at the "not
-//   requested" value)
+// * authorized operations, when asked, are those the client may perform
+//   on the cluster; 0 without DESCRIBE on the cluster. As Kafka, the
+//   request itself needs no permission: that DESCRIBE only gates the
+//   authorized operations
 //
 // Version notes:
 // * v1: EndpointType; this listener serves brokers (1), asking it for
@@ -30,6 +32,9 @@ func (b *Broker) handleDescribeCluster(_ context.Context, r *request) (kmsg.Resp
 		resp.ErrorCode = errCode(errMismatchedEndpoint)
 		resp.ErrorMessage = errMessage(errMismatchedEndpoint)
 		return resp, nil
+	}
+	if req.IncludeClusterAuthorizedOperations {
+		resp.ClusterAuthorizedOperations = b.authorizedOps(r, resCluster, clusterName) // authz.go
 	}
 	im := b.meta.Image()
 	resp.ClusterID = im.ClusterID

@@ -19,6 +19,8 @@ import (
 //   are -1
 // * unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION; a partition
 //   this broker does not lead: NOT_LEADER_OR_FOLLOWER
+// * READ on the topic is needed (TOPIC_AUTHORIZATION_FAILED, checked
+//   before existence)
 
 func (b *Broker) handleDescribeProducers(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.DescribeProducersRequest)
@@ -28,10 +30,14 @@ func (b *Broker) handleDescribeProducers(ctx context.Context, r *request) (kmsg.
 		st := kmsg.NewDescribeProducersResponseTopic()
 		st.Topic = rt.Topic
 		topic := im.Topics[rt.Topic]
+		denied := b.topicDenied(r, opRead, topic, false, rt.Topic) // authz.go
 		for _, idx := range rt.Partitions {
 			sp := kmsg.NewDescribeProducersResponseTopicPartition()
 			sp.Partition = idx
 			part, err := b.partitionOf(topic, idx)
+			if denied != nil {
+				err = denied
+			}
 			if err != nil {
 				sp.ErrorCode, sp.ErrorMessage = errCode(err), errMessage(err)
 				st.Partitions = append(st.Partitions, sp)

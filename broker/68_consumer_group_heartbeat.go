@@ -31,6 +31,10 @@ import (
 //   INVALID_REGULAR_EXPRESSION, GROUP_ID_NOT_FOUND (a non-zero epoch for
 //   an unknown group, as Kafka; or a classic group with members uses this
 //   id; an empty classic group becomes a consumer group)
+// * as Kafka: READ on the group is needed (GROUP_AUTHORIZATION_FAILED),
+//   and DESCRIBE on every topic of SubscribedTopicNames
+//   (TOPIC_AUTHORIZATION_FAILED); a regex subscription is not filtered by
+//   authorisation
 //
 // Version notes:
 // * v0: the coordinator generates the member id on the first heartbeat
@@ -61,7 +65,7 @@ func (b *Broker) handleConsumerGroupHeartbeat(_ context.Context, r *request) (km
 	)
 	if req.Version >= 1 && req.MemberID == "" {
 		err = fmt.Errorf("%w: the member id must be set", group.ErrInvalidRequest)
-	} else {
+	} else if err = b.consumerHeartbeatDenied(r, req); err == nil { // authz.go
 		res, err = b.groups.ConsumerHeartbeat(hr)
 	}
 	if err != nil {

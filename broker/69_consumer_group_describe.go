@@ -17,7 +17,9 @@ import (
 //   assignments (topic ids and names)
 // * errors: INVALID_GROUP_ID (empty id), GROUP_ID_NOT_FOUND (unknown, or a
 //   classic group, as Kafka 4)
-// * authorized operations are not computed
+// * DESCRIBE on the group is needed (GROUP_AUTHORIZATION_FAILED)
+// * authorized operations, when asked, are those the client may perform
+//   on the group
 //
 // Version notes:
 // * v1: MemberType (1: consumer protocol)
@@ -33,7 +35,9 @@ func (b *Broker) handleConsumerGroupDescribe(_ context.Context, r *request) (kms
 		g := kmsg.NewConsumerGroupDescribeResponseGroup()
 		g.Group = id
 		d, err := b.groups.DescribeConsumer(id)
-		if id == "" {
+		if denied := b.groupDenied(r, opDescribe, id); denied != nil { // authz.go
+			err = denied
+		} else if id == "" {
 			err = group.ErrInvalidGroupID
 		} else if err != nil {
 			err = fmt.Errorf("%w: %s is not a consumer group", err, id)
@@ -44,6 +48,9 @@ func (b *Broker) handleConsumerGroupDescribe(_ context.Context, r *request) (kms
 			continue
 		}
 		g.State, g.Epoch, g.AssignmentEpoch, g.AssignorName = d.State, d.Epoch, d.AssignmentEpoch, d.Assignor
+		if req.IncludeAuthorizedOperations {
+			g.AuthorizedOperations = b.authorizedOps(r, resGroup, id)
+		}
 		for _, m := range d.Members {
 			rm := kmsg.NewConsumerGroupDescribeResponseGroupMember()
 			rm.MemberID, rm.InstanceID, rm.RackID, rm.MemberEpoch = m.MemberID, m.InstanceID, m.RackID, m.MemberEpoch

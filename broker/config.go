@@ -134,6 +134,13 @@ type Config struct {
 	// defaults (group.DefaultConfig).
 	Groups group.Config
 
+	// Authorizer is "none" (or ""): every request is allowed, or "acl":
+	// requests are checked against the ACLs in metadata, denied unless
+	// allowed (authz.go).
+	Authorizer string
+	// SuperUsers are principals ("User:admin") that every check allows.
+	SuperUsers []string
+
 	// Logger receives the broker's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -204,6 +211,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.checkListeners(); err != nil {
+		return err
+	}
+	if err := c.checkAuthorizer(); err != nil {
 		return err
 	}
 	if c.MetricsListen != "" {

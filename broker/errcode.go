@@ -66,6 +66,14 @@ var errorCodes = []struct {
 	{metadata.ErrUnknownScramCredential, kerr.ResourceNotFound},
 	{metadata.ErrUnacceptableCredential, kerr.UnacceptableCredential},
 	{metadata.ErrUnsupportedScramMechanism, kerr.UnsupportedSaslMechanism},
+
+	// authorisation (authz.go, 29-31)
+	{errTopicAuthorization, kerr.TopicAuthorizationFailed},
+	{errGroupAuthorization, kerr.GroupAuthorizationFailed},
+	{errClusterAuthorization, kerr.ClusterAuthorizationFailed},
+	{errTransactionalIDAuthorization, kerr.TransactionalIDAuthorizationFailed},
+	{errSecurityDisabled, kerr.SecurityDisabled},
+
 	// group coordinator (broker/group; 10-16, 42, 68, 69 and groups.go)
 	{group.ErrInvalidGroupID, kerr.InvalidGroupID},
 	{group.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
