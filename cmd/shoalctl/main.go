@@ -58,7 +58,7 @@ type command struct {
 // commands lists every command, in the order usage shows them.
 func commands() []command {
 	var all []command
-	for _, g := range [][]command{topicCommands(), groupCommands(), clusterCommands(), objectCommands(), reassignCommands(), quotaCommands()} {
+	for _, g := range [][]command{topicCommands(), groupCommands(), clusterCommands(), objectCommands(), reassignCommands(), quotaCommands(), aclCommands()} {
 		all = append(all, g...)
 	}
 	all = append(all, userCommands()...)
@@ -74,6 +74,7 @@ var groupSummaries = []struct{ name, summary string }{
 	{"users", "list, describe, set the password of and delete SCRAM users"},
 	{"reassign", "move partitions between WAL groups (Kafka's reassignment JSON); balance the groups"},
 	{"quotas", "describe and alter client quotas (byte rates and request time per user and client id)"},
+	{"acls", "list, create and delete ACLs (with shoald --authorizer acl)"},
 }
 
 // usageError is a bad command line: exit status 2, with the usage line of

@@ -52,6 +52,7 @@ type flagValues struct {
 	maxInflightRequestBytes                                  byteSize
 	maxConnections, maxConnectionsPerIP                      int
 	connectionsMaxIdle, requestReadTimeout                   time.Duration
+	authorizer, superUsers                                   string
 	security                                                 securityFlags
 }
 
@@ -111,6 +112,9 @@ func newFlagSet(v *flagValues) *flag.FlagSet {
 	fs.DurationVar(&v.groupConsumerSession, "group-consumer-session-timeout", gdef.ConsumerSessionTimeout, "session timeout of KIP-848 consumer group members, a `DURATION`")
 	fs.DurationVar(&v.groupConsumerHeartbeat, "group-consumer-heartbeat-interval", gdef.ConsumerHeartbeatInterval, "heartbeat interval given to KIP-848 consumer group members, a `DURATION`")
 	v.security.register(fs)
+	fs.StringVar(&v.authorizer, "authorizer", broker.AuthorizerNone,
+		"`NAME`: none (every request allowed) or acl (the ACLs in metadata; denied unless allowed)")
+	fs.StringVar(&v.superUsers, "super-users", "", "`PRINCIPALS` that every authorisation check allows, e.g. User:admin;User:ops")
 	fs.StringVar(&v.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	fs.StringVar(&v.logFormat, "log-format", "text", "log `FORMAT`: text or json")
 	return fs
@@ -380,6 +384,7 @@ func (v *flagValues) settings(fileOnly map[string]string, env func(string) strin
 	if err := v.groupConfig(&cfg); err != nil {
 		return s, err
 	}
+	cfg.Authorizer, cfg.SuperUsers = v.authorizer, broker.ParseSuperUsers(v.superUsers)
 	if err := v.security.apply(&cfg); err != nil {
 		return s, err
 	}
