@@ -35,6 +35,7 @@ import (
 // * only the controller (the metadata leader) serves it: other brokers
 //   answer NOT_CONTROLLER (top-level), and clients retry there
 // * TimeoutMillis bounds the metadata writes (at least 1 s, at most 60 s)
+// * ALTER on the cluster is needed (top-level CLUSTER_AUTHORIZATION_FAILED)
 //
 // Version notes:
 // * v0 is flexible
@@ -46,6 +47,10 @@ func (b *Broker) handleAlterPartitionReassignments(ctx context.Context, r *reque
 	req := r.req.(*kmsg.AlterPartitionAssignmentsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterPartitionAssignmentsResponse)
 	resp.AllowReplicationFactorChange = req.AllowReplicationFactorChange
+	if err := b.clusterDenied(r, opAlter); err != nil { // authz.go
+		resp.ErrorCode, resp.ErrorMessage = errCode(err), errMessage(err)
+		return resp, nil
+	}
 	if !b.meta.IsLeader() {
 		err := fmt.Errorf("%w: reassignments go to the controller (the metadata leader)", metadata.ErrNotLeader)
 		resp.ErrorCode, resp.ErrorMessage = errCode(err), errMessage(err)

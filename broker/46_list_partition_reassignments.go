@@ -24,6 +24,8 @@ import (
 //   Kafka does)
 // * only the controller (the metadata leader) serves it: other brokers
 //   answer NOT_CONTROLLER (top-level)
+// * DESCRIBE on the cluster is needed (top-level
+//   CLUSTER_AUTHORIZATION_FAILED)
 //
 // Version notes:
 // * v0 is flexible
@@ -31,6 +33,10 @@ import (
 func (b *Broker) handleListPartitionReassignments(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.req.(*kmsg.ListPartitionReassignmentsRequest)
 	resp := req.ResponseKind().(*kmsg.ListPartitionReassignmentsResponse)
+	if err := b.clusterDenied(r, opDescribe); err != nil { // authz.go
+		resp.ErrorCode, resp.ErrorMessage = errCode(err), errMessage(err)
+		return resp, nil
+	}
 	if !b.meta.IsLeader() {
 		err := fmt.Errorf("%w: reassignments are listed by the controller (the metadata leader)", metadata.ErrNotLeader)
 		resp.ErrorCode, resp.ErrorMessage = errCode(err), errMessage(err)
