@@ -40,6 +40,22 @@ func sampleCommands() []Command {
 		DeleteGroupOffsetsCmd{Group: "g", All: true},
 		ExpireGroupOffsetsCmd{Group: "g", NowMs: 5000, RetentionMs: 1000},
 		RequestCmd{ID: "c2VlZA", Cmd: AllocateProducerIDsCmd{N: 5}},
+		InitLayoutCmd{Members: []Member{{1, "h1:9093"}, {2, "h2:9093"}}, Groups: [][]int32{{1, 2}, {2, 1}}},
+		AddMemberCmd{Member: Member{3, "h3:9093"}, Replicas: 3},
+		RemoveMemberCmd{ID: 2},
+		SetWALLeaderCmd{Group: 1, Leader: 2, Epoch: 7},
+		ReassignPartitionCmd{Topic: "orders", Partition: 0, Target: 2},
+		CancelReassignmentCmd{Topic: "orders", Partition: 0},
+		FinishReassignmentCmd{Topic: "orders", Partition: 0, Stream: 1, Move: 40},
+		AlterUserScramCmd{User: "alice", Set: []ScramCredential{testCred(ScramSHA512, 2, 8192)}},
+		AlterClientQuotasCmd{Entries: []QuotaAlteration{
+			setQuota(aliceApp, map[string]float64{QuotaProducerByteRate: 1 << 20}),
+			{Entity: QuotaEntity{User: QuotaDefault}, Remove: []string{QuotaConsumerByteRate}},
+		}},
+		CreateACLsCmd{ACLs: []ACLBinding{allowTopic(ACLPatternPrefixed, "ord", "User:b", ACLOpWrite)}},
+		DeleteACLsCmd{Filters: []ACLFilter{
+			{ResourceType: ACLResourceTopic, PatternType: ACLPatternAny, Operation: ACLOpRead, Permission: ACLPermissionAny},
+		}},
 	}
 }
 
