@@ -92,7 +92,7 @@ func (b *Broker) handleProduce(ctx context.Context, r *request) (kmsg.Response, 
 		rejected error     // the first partition refused before submitting
 		hints    endpoints // leaders named in NOT_LEADER_OR_FOLLOWER results
 	)
-	hints.im = im
+	hints.im, hints.listener = im, r.conn.auth.listenerName()
 	resp.Topics = make([]kmsg.ProduceResponseTopic, 0, len(req.Topics))
 	for _, rt := range req.Topics {
 		st := kmsg.NewProduceResponseTopic()

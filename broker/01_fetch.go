@@ -70,7 +70,7 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 		// Take the change signals before reading, so that a commit between
 		// the read and the wait is not missed.
 		changed := b.changedSignals()
-		resp, size, urgent := b.readFetch(ctx, req, denied)
+		resp, size, urgent := b.readFetch(ctx, req, denied, r.conn.auth.listenerName())
 		left := time.Until(deadline)
 		if size >= int(req.MinBytes) || urgent || left <= 0 {
 			return resp, nil
@@ -85,7 +85,7 @@ func (b *Broker) handleFetch(ctx context.Context, r *request) (kmsg.Response, er
 		case signalClosed:
 			return nil, ctx.Err()
 		default: // time is up or the broker shuts down: answer with what there is
-			resp, _, _ := b.readFetch(ctx, req, denied)
+			resp, _, _ := b.readFetch(ctx, req, denied, r.conn.auth.listenerName())
 			return resp, nil
 		}
 	}
@@ -163,12 +163,12 @@ func (b *Broker) fetchDenied(r *request, req *kmsg.FetchRequest) []error {
 // readFetch reads every requested partition once, except those of denied
 // topics (fetchDenied). size is the number of record bytes read; urgent
 // reports a partition error (answer at once).
-func (b *Broker) readFetch(ctx context.Context, req *kmsg.FetchRequest, denied []error) (resp *kmsg.FetchResponse, size int, urgent bool) {
+func (b *Broker) readFetch(ctx context.Context, req *kmsg.FetchRequest, denied []error, listener string) (resp *kmsg.FetchResponse, size int, urgent bool) {
 	resp = req.ResponseKind().(*kmsg.FetchResponse)
 	im := b.meta.Image()
 	budget := fetchBudget{remaining: int(req.MaxBytes)}
 	byID := req.Version >= 13
-	hints := endpoints{im: im}
+	hints := endpoints{im: im, listener: listener}
 	resp.Topics = make([]kmsg.FetchResponseTopic, 0, len(req.Topics))
 	for ti, rt := range req.Topics {
 		st := kmsg.NewFetchResponseTopic()

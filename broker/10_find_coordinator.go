@@ -55,8 +55,11 @@ func (b *Broker) handleFindCoordinator(_ context.Context, r *request) (kmsg.Resp
 			c.ErrorCode, c.ErrorMessage = errCode(err), errMessage(err)
 		} else if br, err := b.coordinatorBroker(); err != nil {
 			c.ErrorCode, c.ErrorMessage = errCode(err), errMessage(err)
+		} else if ep, ok := r.endpointFor(br); !ok {
+			err := fmt.Errorf("%w: the coordinator has no listener %s", group.ErrCoordinatorNotAvailable, r.conn.auth.listenerName())
+			c.ErrorCode, c.ErrorMessage = errCode(err), errMessage(err)
 		} else {
-			c.NodeID, c.Host, c.Port = br.ID, br.Host, br.Port
+			c.NodeID, c.Host, c.Port = br.ID, ep.Host, ep.Port
 		}
 		resp.Coordinators = append(resp.Coordinators, c)
 	}

@@ -81,9 +81,10 @@ type endpoint struct {
 // endpoints collects the addresses of brokers named in leader hints, once
 // each, for the NodeEndpoints of Produce and Fetch responses (KIP-951).
 type endpoints struct {
-	im   *metadata.Image
-	seen map[int32]bool
-	list []endpoint
+	im       *metadata.Image
+	listener string // the listener the request came on: hints give its addresses
+	seen     map[int32]bool
+	list     []endpoint
 }
 
 // add records broker id's address, if it is registered.
@@ -95,11 +96,15 @@ func (e *endpoints) add(id int32) {
 	if !ok {
 		return
 	}
+	addr, ok := br.Endpoint(e.listener)
+	if !ok {
+		return // the broker has no such listener: no hint, as Kafka
+	}
 	if e.seen == nil {
 		e.seen = map[int32]bool{}
 	}
 	e.seen[id] = true
-	ep := endpoint{id: br.ID, host: br.Host, port: br.Port}
+	ep := endpoint{id: br.ID, host: addr.Host, port: addr.Port}
 	if br.Rack != "" {
 		rack := br.Rack
 		ep.rack = &rack
