@@ -2,7 +2,9 @@ package protocol_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"io"
 	"runtime/metrics"
 	"testing"
 
@@ -215,6 +217,34 @@ func FuzzDecompress(f *testing.F) {
 		}
 		if len(out) > bound {
 			t.Fatalf("%d bytes out, bound %d", len(out), bound)
+		}
+	})
+}
+
+// FuzzReadFrame feeds arbitrary bytes to ReadFrame, the first decoder a
+// connection meets: it must not panic, must not allocate beyond the size
+// cap whatever the prefix claims, and must return a frame of exactly the
+// claimed size or a sentinel (or io.EOF on an empty stream).
+func FuzzReadFrame(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 3, 'a', 'b', 'c'}, int32(1024))
+	f.Add([]byte{0x7f, 0xff, 0xff, 0xff}, int32(1<<20))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1}, int32(16))
+	f.Add([]byte{0, 0}, int32(16))
+	f.Fuzz(func(t *testing.T, data []byte, maxSize int32) {
+		maxSize = max(min(maxSize, 1<<20), 0)
+		before := heapAllocs()
+		frame, err := protocol.ReadFrame(bytes.NewReader(data), maxSize)
+		if allocated := heapAllocs() - before; allocated > uint64(maxSize)+4<<20 { // the counter is process-wide: leave room for the fuzzing engine
+			t.Fatalf("allocated %d bytes with a cap of %d", allocated, maxSize)
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				checkSentinel(t, err)
+			}
+			return
+		}
+		if len(data) < 4 || int(binary.BigEndian.Uint32(data)) != len(frame) || len(frame) > int(maxSize) {
+			t.Fatalf("frame of %d bytes from %d bytes of input (cap %d)", len(frame), len(data), maxSize)
 		}
 	})
 }
