@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -27,7 +28,11 @@ import (
 //   - 1,000 connections that send half a frame and stall: closed after the
 //     request read timeout;
 //   - a client claiming a 2 GiB frame: closed at once, nothing allocated;
-//   - a flood of tiny requests on 20 pipelining connections;
+//   - a flood of tiny requests on 20 pipelining connections, first without
+//     quotas (the flood takes the CPU: the producer is slower but served),
+//     then with a default request_percentage quota for every client id
+//     (Kafka's defence: the flood's connections are throttled and muted,
+//     the producer's latency is back to normal);
 //   - 12 connections sending all but the last byte of 7 MiB frames: only
 //     the in-flight request budget (32 MiB) is ever allocated (4 frames;
 //     the others are not read), and the producer's small requests pass
@@ -63,24 +68,10 @@ func TestHostileClients(t *testing.T) {
 	})
 	closedWithin(t, huge, 2*time.Second, "2 GiB frame")
 
-	// A flood of tiny requests.
-	ctx, stop := context.WithCancel(t.Context())
-	var flood sync.WaitGroup
-	var sent [20]int
-	for i := range 20 {
-		flood.Go(func() { sent[i] = floodAPIVersions(ctx, b.Addr) })
-	}
-	good.phase(t, "flood of tiny requests", 3*time.Second)
-	stop()
-	flood.Wait()
-	total := 0
-	for _, n := range sent {
-		total += n
-	}
-	t.Logf("flood: %d ApiVersions requests answered on 20 connections in 3 s", total)
-	if total < 1000 {
-		t.Errorf("the flood was answered only %d times: not a flood", total)
-	}
+	// A flood of tiny requests, without and with a default request quota.
+	flood(t, b, good, "flood of tiny requests")
+	setDefaultRequestQuota(t, cl, 10)
+	flood(t, b, good, "flood of tiny requests, default request_percentage quota 10")
 
 	// Large frames, all but their last byte: without the budget the broker
 	// would hold 84 MiB of them.
@@ -109,6 +100,46 @@ func TestHostileClients(t *testing.T) {
 	closedWithin(t, idle, 10*time.Second, "idle connections")
 	good.phase(t, "after the attacks", 2*time.Second)
 	good.stop(t)
+}
+
+// flood runs 20 connections pipelining ApiVersions for 3 s while the
+// well-behaved producer's latency is measured.
+func flood(t *testing.T, b *Broker, good *goodProducer, name string) {
+	t.Helper()
+	ctx, stop := context.WithCancel(t.Context())
+	var flood sync.WaitGroup
+	var sent [20]int
+	for i := range 20 {
+		flood.Go(func() { sent[i] = floodAPIVersions(ctx, b.Addr) })
+	}
+	good.phase(t, name, 3*time.Second)
+	stop()
+	flood.Wait()
+	total := 0
+	for _, n := range sent {
+		total += n
+	}
+	t.Logf("%s: %d ApiVersions requests answered on 20 connections in 3 s", name, total)
+	if total < 1000 {
+		t.Errorf("%s: the flood was answered only %d times: not a flood", name, total)
+	}
+}
+
+// setDefaultRequestQuota gives every client id a request_percentage quota.
+func setDefaultRequestQuota(t *testing.T, cl *kgo.Client, pct float64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	res, err := kadm.NewClient(cl).AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{{
+		Entity: kadm.ClientQuotaEntity{{Type: "client-id"}},
+		Ops:    []kadm.AlterClientQuotaOp{{Key: "request_percentage", Value: pct}},
+	}})
+	if err == nil && len(res) == 1 {
+		err = res[0].Err
+	}
+	if err != nil {
+		t.Fatalf("set the default request quota: %v", err)
+	}
 }
 
 // goodProducer writes one record every 10 ms and records each latency.
