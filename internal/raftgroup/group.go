@@ -191,11 +191,32 @@ func (g *Group) WaitLeader(ctx context.Context) error {
 // IsLeader reports whether this node leads the group.
 func (g *Group) IsLeader() bool { return g.Raft.State() == raft.Leader }
 
-// Close shuts Raft down and closes the stores.
+// shutdownGrace is how long Close waits for Raft's goroutines before it
+// closes the transport's connections under them, and again after.
+const shutdownGrace = 5 * time.Second
+
+// Close shuts Raft down and closes the stores. Raft's shutdown waits for
+// its goroutines; one blocked on a peer's connection holds it, so after
+// shutdownGrace the transport's connections are closed to free it, and
+// after another one Close gives up on it with an error rather than hang.
 func (g *Group) Close() error {
 	var err error
 	if g.Raft != nil {
-		err = g.Raft.Shutdown().Error()
+		done := make(chan error, 1)
+		f := g.Raft.Shutdown()
+		go func() { done <- f.Error() }()
+		select {
+		case err = <-done:
+		case <-time.After(shutdownGrace):
+			if nt, ok := g.transport.(*raft.NetworkTransport); ok {
+				nt.CloseStreams()
+			}
+			select {
+			case err = <-done:
+			case <-time.After(shutdownGrace):
+				err = fmt.Errorf("raftgroup: raft shutdown still waiting after %v", 2*shutdownGrace)
+			}
+		}
 	}
 	return errors.Join(err, g.closeStores())
 }
