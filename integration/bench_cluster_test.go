@@ -26,6 +26,7 @@ func BenchmarkCluster(b *testing.B) {
 	dur := benchSeconds(b)
 	c := StartCluster(b, 3, WithArgs(append([]string{"--log-level", "warn"}, strings.Fields(os.Getenv("SHOAL_BENCH_ARGS"))...)...))
 	c.CreateTopic(b, "bench", benchPartitions)
+	waitBalanced(b, c)
 	producers := make([]*kgo.Client, benchProducers)
 	for i := range producers {
 		producers[i] = c.Client(b, kgo.DefaultProduceTopic("bench"), kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -97,4 +98,24 @@ func tailBench(ctx context.Context, cl *kgo.Client, run *benchRun) chan struct{}
 		}
 	}()
 	return done
+}
+
+// waitBalanced waits until every broker leads exactly one WAL group (right
+// after start, a broker may lead two until the preferred-leader balance),
+// so that the load spreads as it does in steady state.
+func waitBalanced(b *testing.B, c *Cluster) {
+	Eventually(b, 60*time.Second, func() error {
+		for _, br := range c.Brokers {
+			led := 0
+			for _, g := range getClusterView(b, br).WALGroups {
+				if g.Local != nil && g.Local.State == "Leader" {
+					led++
+				}
+			}
+			if led != 1 {
+				return fmt.Errorf("broker %s leads %d wal groups", br.NodeID(), led)
+			}
+		}
+		return nil
+	})
 }

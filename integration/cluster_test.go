@@ -187,7 +187,7 @@ type clusterView struct {
 }
 
 // getClusterView reads b's GET /admin/cluster.
-func getClusterView(t *testing.T, b *Broker) clusterView {
+func getClusterView(t testing.TB, b *Broker) clusterView {
 	t.Helper()
 	resp, err := http.Get("http://" + b.MetricsAddr + "/admin/cluster")
 	if err != nil {
