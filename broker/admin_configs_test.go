@@ -3,7 +3,9 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -366,4 +368,48 @@ func TestAlterConfigsLegacy(t *testing.T) {
 		wantCode(t, "raw alter "+strconv.Itoa(i), resp.Resources[i].ErrorCode, want)
 	}
 	wantConfig(t, topicConfigMap(t, adm, ctx, name), "segment.ms", "6000", kmsg.ConfigSourceDynamicTopicConfig)
+}
+
+// TestReassignmentThrottleConfigs: kafka-reassign-partitions sets and
+// clears replication throttles on brokers and topics around a move; Shoal
+// accepts them (nothing is copied, nothing to throttle), while other
+// broker configs stay read-only.
+func TestReassignmentThrottleConfigs(t *testing.T) {
+	b := startBroker(t)
+	createTopic(t, b, "throttled", 1)
+	c := dialRaw(t, b)
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	res := func(typ kmsg.ConfigResourceType, name string, op kmsg.IncrementalAlterConfigOp, keys ...string) kmsg.IncrementalAlterConfigsRequestResource {
+		rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = typ, name
+		for _, k := range keys {
+			rc := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+			rc.Name, rc.Op = k, op
+			if op == kmsg.IncrementalAlterConfigOpSet {
+				rc.Value = kmsg.StringPtr("1000")
+				if strings.HasSuffix(k, ".replicas") {
+					rc.Value = kmsg.StringPtr("0:1")
+				}
+			}
+			rr.Configs = append(rr.Configs, rc)
+		}
+		return rr
+	}
+	for _, op := range []kmsg.IncrementalAlterConfigOp{kmsg.IncrementalAlterConfigOpSet, kmsg.IncrementalAlterConfigOpDelete} {
+		req.Resources = []kmsg.IncrementalAlterConfigsRequestResource{
+			res(kmsg.ConfigResourceTypeBroker, "1", op, "leader.replication.throttled.rate", "follower.replication.throttled.rate",
+				"replica.alter.log.dirs.io.max.bytes.per.second"),
+			res(kmsg.ConfigResourceTypeTopic, "throttled", op, "leader.replication.throttled.replicas", "follower.replication.throttled.replicas"),
+		}
+		resp := c.do(req).(*kmsg.IncrementalAlterConfigsResponse)
+		for i := range req.Resources {
+			wantCode(t, fmt.Sprintf("op %v resource %d", op, i), resp.Resources[i].ErrorCode, nil)
+		}
+		// Other broker configs stay read-only.
+		req.Resources = []kmsg.IncrementalAlterConfigsRequestResource{
+			res(kmsg.ConfigResourceTypeBroker, "1", op, "leader.replication.throttled.rate", "log.retention.ms"),
+		}
+		resp = c.do(req).(*kmsg.IncrementalAlterConfigsResponse)
+		wantCode(t, fmt.Sprintf("op %v log.retention.ms", op), resp.Resources[0].ErrorCode, kerr.InvalidRequest)
+	}
 }

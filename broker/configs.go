@@ -262,13 +262,25 @@ func (b *Broker) checkBrokerResource(name string) (perBroker bool, err error) {
 	return true, nil
 }
 
+// replicationThrottles are the broker configs Kafka's reassignment tool
+// sets (--throttle) and clears (--verify). A Shoal reassignment copies no
+// replica, so there is nothing to throttle: changes to them are accepted
+// and change nothing.
+var replicationThrottles = map[string]bool{
+	"leader.replication.throttled.rate":              true,
+	"follower.replication.throttled.rate":            true,
+	"replica.alter.log.dirs.io.max.bytes.per.second": true,
+}
+
 // refuseBrokerConfigs is the answer to any change of broker configs: they
 // are static (flags or config file), as Kafka answers for read-only
-// configs (INVALID_REQUEST). A request that changes nothing succeeds.
+// configs (INVALID_REQUEST). A request that changes nothing, or only the
+// replication throttles, succeeds.
 func (b *Broker) refuseBrokerConfigs(resourceName string, names []string) error {
 	if _, err := b.checkBrokerResource(resourceName); err != nil {
 		return err
 	}
+	names = slices.DeleteFunc(slices.Clone(names), func(n string) bool { return replicationThrottles[n] })
 	if len(names) == 0 {
 		return nil
 	}
