@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/shoal-io/shoal/internal/pkitest"
 	"github.com/shoal-io/shoal/metadata"
 )
 
@@ -178,11 +179,11 @@ func createClusterTopic(t *testing.T, b *Broker, topic string, partitions int32)
 // takes writes on every partition, and a peer without a certificate of the
 // cluster's CA gets nothing from the cluster listener.
 func TestClusterTLS(t *testing.T) {
-	p := newTestPKI(t)
-	certFile, keyFile := p.writeServer(t, 200)
+	p := pkitest.New(t)
+	certFile, keyFile := p.WriteServer(t, 200)
 	c := startCluster(t, 3, func(cfg *Config) {
 		cfg.ClusterTLS = true
-		cfg.TLS = TLSConfig{CertFile: certFile, KeyFile: keyFile, CAFile: p.caFile}
+		cfg.TLS = TLSConfig{CertFile: certFile, KeyFile: keyFile, CAFile: p.CAFile}
 	})
 	var follower *Broker
 	for _, b := range c.running() {

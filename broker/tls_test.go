@@ -2,15 +2,10 @@ package broker
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -22,91 +17,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/shoal-io/shoal/internal/pkitest"
 	"github.com/shoal-io/shoal/metadata"
 )
 
-// testPKI is a test CA that issues server and client certificates.
-type testPKI struct {
-	dir    string
-	ca     *x509.Certificate
-	caKey  *ecdsa.PrivateKey
-	caFile string
-	pool   *x509.CertPool
-}
-
-func newTestPKI(t testing.TB) *testPKI {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Shoal test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(der)
-	p := &testPKI{dir: t.TempDir(), ca: ca, caKey: key, pool: x509.NewCertPool()}
-	p.pool.AddCert(ca)
-	p.caFile = filepath.Join(p.dir, "ca.pem")
-	writePEM(t, p.caFile, "CERTIFICATE", der)
-	return p
-}
-
-// issue returns a certificate for subject signed by the CA: a server one
-// for 127.0.0.1 or a client one.
-func (p *testPKI) issue(t testing.TB, subject pkix.Name, serial int64, server bool) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: subject,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
-}
-
-// writeServer writes a server certificate with the serial to cert.pem and
-// key.pem and returns their paths.
-func (p *testPKI) writeServer(t testing.TB, serial int64) (certFile, keyFile string) {
-	t.Helper()
-	c := p.issue(t, pkix.Name{CommonName: "127.0.0.1"}, serial, true)
-	certFile, keyFile = filepath.Join(p.dir, "cert.pem"), filepath.Join(p.dir, "key.pem")
-	keyDER, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM(t, keyFile, "PRIVATE KEY", keyDER)
-	writePEM(t, certFile, "CERTIFICATE", c.Certificate[0])
-	return certFile, keyFile
-}
-
-func writePEM(t testing.TB, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestCertPrincipal(t *testing.T) {
-	p := newTestPKI(t)
-	c := p.issue(t, pkix.Name{CommonName: "client one", OrganizationalUnit: []string{"eng"}, Organization: []string{"Shoal, Inc"}, Country: []string{"DE"}}, 2, false)
+	p := pkitest.New(t)
+	c := p.Issue(t, pkix.Name{CommonName: "client one", OrganizationalUnit: []string{"eng"}, Organization: []string{"Shoal, Inc"}, Country: []string{"DE"}}, 2, false)
 	if got, want := certPrincipal(c.Leaf), `User:CN=client one,OU=eng,O=Shoal\, Inc,C=DE`; got != want {
 		t.Fatalf("principal %q, want %q", got, want)
 	}
@@ -114,16 +31,16 @@ func TestCertPrincipal(t *testing.T) {
 
 // securedBroker starts a broker with PLAINTEXT, SSL (client certificates
 // requested) and SASL_PLAINTEXT listeners.
-func securedBroker(t *testing.T, p *testPKI, edit ...func(*Config)) *Broker {
+func securedBroker(t *testing.T, p *pkitest.CA, edit ...func(*Config)) *Broker {
 	t.Helper()
-	certFile, keyFile := p.writeServer(t, 100)
+	certFile, keyFile := p.WriteServer(t, 100)
 	return startBroker(t, append([]func(*Config){func(c *Config) {
 		c.Listeners = []Listener{
 			{Name: "PLAINTEXT", Protocol: ProtocolPlaintext, Listen: "127.0.0.1:0"},
 			{Name: "SSL", Protocol: ProtocolSSL, Listen: "127.0.0.1:0"},
 			{Name: "SASL_PLAINTEXT", Protocol: ProtocolSASLPlaintext, Listen: "127.0.0.1:0"},
 		}
-		c.TLS = TLSConfig{CertFile: certFile, KeyFile: keyFile, CAFile: p.caFile, ClientAuth: ClientAuthRequested}
+		c.TLS = TLSConfig{CertFile: certFile, KeyFile: keyFile, CAFile: p.CAFile, ClientAuth: ClientAuthRequested}
 	}}, edit...)...)
 }
 
@@ -163,12 +80,12 @@ func dialTLS(t *testing.T, addr string, pool *x509.CertPool, cert *tls.Certifica
 // certificate to new connections only.
 func TestTLSListener(t *testing.T) {
 	t.Parallel()
-	p := newTestPKI(t)
+	p := pkitest.New(t)
 	b := securedBroker(t, p, func(c *Config) { c.ClusterTLS = true })
 	sslAddr := b.ListenerAddr("SSL").String()
 
-	client := p.issue(t, pkix.Name{CommonName: "alice", OrganizationalUnit: []string{"eng"}}, 7, false)
-	c, served := dialTLS(t, sslAddr, p.pool, &client)
+	client := p.Issue(t, pkix.Name{CommonName: "alice", OrganizationalUnit: []string{"eng"}}, 7, false)
+	c, served := dialTLS(t, sslAddr, p.Pool, &client)
 	if served.SerialNumber.Int64() != 100 {
 		t.Fatalf("served serial %v", served.SerialNumber)
 	}
@@ -179,7 +96,7 @@ func TestTLSListener(t *testing.T) {
 	if got := connPrincipals(b, "SSL"); len(got) != 1 || got[0] != "User:CN=alice,OU=eng" {
 		t.Fatalf("SSL principals %v", got)
 	}
-	anon, _ := dialTLS(t, sslAddr, p.pool, nil)
+	anon, _ := dialTLS(t, sslAddr, p.Pool, nil)
 	anon.do(kmsg.NewPtrApiVersionsRequest())
 	plain := dialRaw(t, b)
 	resp = plain.do(kmsg.NewPtrMetadataRequest()).(*kmsg.MetadataResponse)
@@ -193,8 +110,8 @@ func TestTLSListener(t *testing.T) {
 		t.Fatalf("PLAINTEXT principals %v", got)
 	}
 	// A certificate of another CA is refused.
-	stranger := newTestPKI(t).issue(t, pkix.Name{CommonName: "mallory"}, 9, false)
-	nc, err := tls.Dial("tcp", sslAddr, &tls.Config{RootCAs: p.pool, Certificates: []tls.Certificate{stranger}})
+	stranger := pkitest.New(t).Issue(t, pkix.Name{CommonName: "mallory"}, 9, false)
+	nc, err := tls.Dial("tcp", sslAddr, &tls.Config{RootCAs: p.Pool, Certificates: []tls.Certificate{stranger}})
 	if err == nil { // TLS 1.3: the server's verdict comes with the first read
 		bad := &rawConn{t: t, nc: nc, br: bufio.NewReader(nc)}
 		req := kmsg.NewPtrApiVersionsRequest()
@@ -206,13 +123,13 @@ func TestTLSListener(t *testing.T) {
 
 	// The cluster listener is mutual TLS: a peer certificate of the CA
 	// passes the handshake, a client without one does not.
-	peer := p.issue(t, pkix.Name{CommonName: "127.0.0.1"}, 8, true)
-	cc, err := tls.Dial("tcp", b.ClusterAddr().String(), &tls.Config{RootCAs: p.pool, Certificates: []tls.Certificate{peer}})
+	peer := p.Issue(t, pkix.Name{CommonName: "127.0.0.1"}, 8, true)
+	cc, err := tls.Dial("tcp", b.ClusterAddr().String(), &tls.Config{RootCAs: p.Pool, Certificates: []tls.Certificate{peer}})
 	if err != nil {
 		t.Fatalf("cluster listener with a peer certificate: %v", err)
 	}
 	cc.Close()
-	if cc, err := tls.Dial("tcp", b.ClusterAddr().String(), &tls.Config{RootCAs: p.pool}); err == nil {
+	if cc, err := tls.Dial("tcp", b.ClusterAddr().String(), &tls.Config{RootCAs: p.Pool}); err == nil {
 		cc.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, err := cc.Read(make([]byte, 1)); err == nil {
 			t.Fatal("cluster listener served a client without a certificate")
@@ -221,21 +138,21 @@ func TestTLSListener(t *testing.T) {
 	}
 
 	// Reload: new connections get the new certificate, a bad file keeps it.
-	p.writeServer(t, 200)
+	p.WriteServer(t, 200)
 	if err := b.ReloadTLS(); err != nil {
 		t.Fatal(err)
 	}
-	if _, served := dialTLS(t, sslAddr, p.pool, nil); served.SerialNumber.Int64() != 200 {
+	if _, served := dialTLS(t, sslAddr, p.Pool, nil); served.SerialNumber.Int64() != 200 {
 		t.Fatalf("after reload: serial %v", served.SerialNumber)
 	}
 	c.do(kmsg.NewPtrApiVersionsRequest()) // the old connection goes on
-	if err := os.WriteFile(filepath.Join(p.dir, "key.pem"), []byte("garbage"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(p.Dir, "server.key"), []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.ReloadTLS(); err == nil {
 		t.Fatal("reload of a garbage key succeeded")
 	}
-	if _, served := dialTLS(t, sslAddr, p.pool, nil); served.SerialNumber.Int64() != 200 {
+	if _, served := dialTLS(t, sslAddr, p.Pool, nil); served.SerialNumber.Int64() != 200 {
 		t.Fatalf("after a failed reload: serial %v", served.SerialNumber)
 	}
 }
@@ -260,7 +177,7 @@ func saslAuthenticate(c *rawConn, token string) *kmsg.SASLAuthenticateResponse {
 // re-authentication after the session lifetime.
 func TestSASLListener(t *testing.T) {
 	t.Parallel()
-	p := newTestPKI(t)
+	p := pkitest.New(t)
 	b := securedBroker(t, p, func(c *Config) { c.ConnectionsMaxReauth = 2 * time.Second })
 	addr := b.ListenerAddr("SASL_PLAINTEXT").String()
 	salt := []byte("0123456789abcdef")

@@ -212,19 +212,7 @@ type sentAtKey struct{}
 func startBenchConsumer(b *testing.B, br *Broker, run *benchRun, ctx context.Context) chan struct{} {
 	cl := br.Client(b, kgo.ConsumeTopics("bench"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(100*time.Millisecond), kgo.FetchMaxBytes(64<<20))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			fs := cl.PollFetches(ctx)
-			now := time.Now()
-			fs.EachRecord(func(r *kgo.Record) {
-				run.e2e.add(now.Sub(r.Timestamp))
-				run.consumed.Add(1)
-			})
-		}
-	}()
-	return done
+	return tailBench(ctx, cl, run)
 }
 
 // report publishes a phase's figures as benchmark metrics.

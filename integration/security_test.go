@@ -3,18 +3,12 @@ package integration
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/binary"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -30,110 +24,17 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/shoal-io/shoal/internal/pkitest"
 )
 
-// testCA is a certificate authority made for one test: it signs the
-// broker's certificate (for 127.0.0.1) and client certificates.
-type testCA struct {
-	dir    string
-	cert   *x509.Certificate
-	key    *ecdsa.PrivateKey
-	caFile string
-	pool   *x509.CertPool
-}
-
-func newTestCA(t *testing.T) *testCA {
+// writeClient writes a client certificate for subject to client.pem and
+// client.key and returns their paths and the pair.
+func writeClient(t *testing.T, ca *pkitest.CA, subject pkix.Name) (certFile, keyFile string, pair tls.Certificate) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Shoal integration CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &testCA{dir: t.TempDir(), cert: cert, key: key, pool: x509.NewCertPool()}
-	ca.pool.AddCert(cert)
-	ca.caFile = filepath.Join(ca.dir, "ca.pem")
-	writePEMFile(t, ca.caFile, "CERTIFICATE", der)
-	return ca
-}
-
-// issue signs a certificate for subject: a server certificate for
-// 127.0.0.1 (also usable as a client one), or a client certificate.
-func (ca *testCA) issue(t *testing.T, subject pkix.Name, serial int64, server bool) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: subject,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if server {
-		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-}
-
-// writeServer writes a server certificate with the serial to
-// server.pem/server.key (replacing what was there) and returns the paths.
-func (ca *testCA) writeServer(t *testing.T, serial int64) (certFile, keyFile string) {
-	t.Helper()
-	c, k := ca.issue(t, pkix.Name{CommonName: "shoald"}, serial, true)
-	certFile, keyFile = filepath.Join(ca.dir, "server.pem"), filepath.Join(ca.dir, "server.key")
-	// Key first: a reload between the two writes fails and keeps the old pair.
-	if err := os.WriteFile(keyFile, k, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, c, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
-}
-
-// writeClient writes a client certificate and key for subject and returns
-// their paths and the pair.
-func (ca *testCA) writeClient(t *testing.T, subject pkix.Name) (certFile, keyFile string, pair tls.Certificate) {
-	t.Helper()
-	c, k := ca.issue(t, subject, 50, false)
-	certFile, keyFile = filepath.Join(ca.dir, "client.pem"), filepath.Join(ca.dir, "client.key")
-	if err := os.WriteFile(certFile, c, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, k, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.X509KeyPair(c, k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pair = ca.Issue(t, subject, 50, false)
+	certFile, keyFile = ca.Write(t, "client", pair)
 	return certFile, keyFile, pair
-}
-
-func writePEMFile(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // securedBroker is a shoald with a PLAINTEXT listener (the harness's Addr)
@@ -141,20 +42,20 @@ func writePEMFile(t *testing.T, path, typ string, der []byte) {
 // requested.
 type securedBroker struct {
 	*Broker
-	ca                      *testCA
+	ca                      *pkitest.CA
 	ssl, saslPlain, saslSSL string
 }
 
 func startSecuredBroker(t *testing.T, args ...string) *securedBroker {
 	t.Helper()
-	ca := newTestCA(t)
-	certFile, keyFile := ca.writeServer(t, 100)
+	ca := pkitest.New(t)
+	certFile, keyFile := ca.WriteServer(t, 100)
 	addrs := FreeAddrs(t, 3)
 	s := &securedBroker{ca: ca, ssl: addrs[0], saslPlain: addrs[1], saslSSL: addrs[2]}
 	listeners := func(b *Broker) {
 		b.args = append(b.args, "--listeners", fmt.Sprintf("PLAINTEXT://%s,SSL://%s,SASL_PLAINTEXT://%s,SASL_SSL://%s",
 			b.Addr, s.ssl, s.saslPlain, s.saslSSL),
-			"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-ca-file", ca.caFile,
+			"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-ca-file", ca.CAFile,
 			"--tls-client-auth", "requested", "--log-level", "debug")
 		b.args = append(b.args, args...)
 	}
@@ -164,7 +65,7 @@ func startSecuredBroker(t *testing.T, args ...string) *securedBroker {
 
 // tlsConfig is a client's TLS config trusting the test CA.
 func (s *securedBroker) tlsConfig(cert *tls.Certificate) *tls.Config {
-	cfg := &tls.Config{RootCAs: s.ca.pool, MinVersion: tls.VersionTLS12}
+	cfg := &tls.Config{RootCAs: s.ca.Pool, MinVersion: tls.VersionTLS12}
 	if cert != nil {
 		cfg.Certificates = []tls.Certificate{*cert}
 	}
@@ -262,7 +163,7 @@ func TestSecurityListeners(t *testing.T) {
 	}
 
 	// franz-go on every listener.
-	_, _, client := s.ca.writeClient(t, pkix.Name{CommonName: "client-app", OrganizationalUnit: []string{"test"}})
+	_, _, client := writeClient(t, s.ca, pkix.Name{CommonName: "client-app", OrganizationalUnit: []string{"test"}})
 	s.roundTrip(t, s.ssl, "sec-ssl", 20, kgo.DialTLSConfig(s.tlsConfig(&client)))
 	s.WaitLog(10*time.Second, `principal="User:CN=client-app,OU=test"`)
 	s.roundTrip(t, s.saslPlain, "sec-plain", 20, kgo.SASL(plain.Auth{User: "alice", Pass: "alice-pw"}.AsMechanism()))
@@ -289,12 +190,12 @@ func TestSecurityListeners(t *testing.T) {
 	}
 
 	// shoalctl over SASL_SSL, the password from the environment.
-	out := ctlOK(t, []string{"SHOAL_SASL_PASSWORD=alice-pw"}, "--bootstrap", s.saslSSL, "--tls-ca-file", s.ca.caFile,
+	out := ctlOK(t, []string{"SHOAL_SASL_PASSWORD=alice-pw"}, "--bootstrap", s.saslSSL, "--tls-ca-file", s.ca.CAFile,
 		"--sasl-mechanism", "SCRAM-SHA-512", "--sasl-user", "alice", "topics", "list")
 	if !strings.Contains(out, "sec-sasl-ssl") {
 		t.Fatalf("topics list over SASL_SSL:\n%s", out)
 	}
-	if res := ctlEnv(t, []string{"SHOAL_SASL_PASSWORD=wrong"}, "--bootstrap", s.saslSSL, "--tls-ca-file", s.ca.caFile,
+	if res := ctlEnv(t, []string{"SHOAL_SASL_PASSWORD=wrong"}, "--bootstrap", s.saslSSL, "--tls-ca-file", s.ca.CAFile,
 		"--sasl-mechanism", "SCRAM-SHA-512", "--sasl-user", "alice", "--timeout", "10s", "topics", "list"); res.Code != 1 ||
 		!strings.Contains(res.Stderr, "SASL_AUTHENTICATION_FAILED") {
 		t.Fatalf("shoalctl with a wrong password: exit %d, stderr %s", res.Code, res.Stderr)
@@ -318,8 +219,8 @@ func TestSecurityListeners(t *testing.T) {
 // kcatListeners produces and consumes with kcat (librdkafka) on the SSL,
 // SASL_PLAINTEXT (PLAIN, SCRAM-SHA-512) and SASL_SSL listeners.
 func (s *securedBroker) kcatListeners(t *testing.T) {
-	certFile, keyFile, _ := s.ca.writeClient(t, pkix.Name{CommonName: "kcat"})
-	ssl := []string{"-X", "ssl.ca.location=" + s.ca.caFile}
+	certFile, keyFile, _ := writeClient(t, s.ca, pkix.Name{CommonName: "kcat"})
+	ssl := []string{"-X", "ssl.ca.location=" + s.ca.CAFile}
 	for _, tc := range []struct {
 		name, addr string
 		conf       []string
@@ -395,7 +296,7 @@ func TestTLSReloadOnSIGHUP(t *testing.T) {
 	if err := old.Ping(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	s.ca.writeServer(t, 200)
+	s.ca.WriteServer(t, 200)
 	s.mu.Lock()
 	proc := s.cmd.Process
 	s.mu.Unlock()
@@ -410,7 +311,7 @@ func TestTLSReloadOnSIGHUP(t *testing.T) {
 		t.Fatalf("client of before the reload: %v", err)
 	}
 	// A broken key is refused; the running certificate stays.
-	if err := os.WriteFile(filepath.Join(s.ca.dir, "server.key"), []byte("garbage"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(s.ca.Dir, "server.key"), []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	proc.Signal(syscall.SIGHUP)
