@@ -1,23 +1,18 @@
 package broker
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/shoal-io/shoal/internal/promtest"
 	"github.com/shoal-io/shoal/protocol/prototest"
 )
 
@@ -84,60 +79,60 @@ func TestMetrics(t *testing.T) {
 		t.Fatal("produce to a missing topic succeeded")
 	}
 
-	m := scrapeMetrics(t, b.metrics.addr().String())
+	m := promtest.Scrape(t, b.metrics.addr().String())
 
 	// Broker and build.
-	m.want(t, "shoal_broker_ready", eq(1))
-	m.want(t, "shoal_build_info", eq(1), "goversion", runtime.Version())
+	m.Want(t, "shoal_broker_ready", promtest.Eq(1))
+	m.Want(t, "shoal_build_info", promtest.Eq(1), "goversion", runtime.Version())
 
 	// Requests.
-	m.want(t, "shoal_requests_total", atLeast(float64(writes.n.Load())), "api", "Produce")
-	m.want(t, "shoal_request_duration_seconds", atLeast(float64(writes.n.Load())), "api", "Produce")
-	m.want(t, "shoal_request_errors_total", eq(0), "api", "Produce")
-	m.want(t, "shoal_request_errors_total", eq(0), "api", "DeleteTopics") // every API, before its first request
+	m.Want(t, "shoal_requests_total", promtest.AtLeast(float64(writes.n.Load())), "api", "Produce")
+	m.Want(t, "shoal_request_duration_seconds", promtest.AtLeast(float64(writes.n.Load())), "api", "Produce")
+	m.Want(t, "shoal_request_errors_total", promtest.Eq(0), "api", "Produce")
+	m.Want(t, "shoal_request_errors_total", promtest.Eq(0), "api", "DeleteTopics") // every API, before its first request
 	for _, api := range []string{"Fetch", "JoinGroup", "SyncGroup", "OffsetCommit", "Metadata"} {
-		m.want(t, "shoal_requests_total", atLeast(1), "api", api)
+		m.Want(t, "shoal_requests_total", promtest.AtLeast(1), "api", api)
 	}
-	m.want(t, "shoal_produce_bytes_total", atLeast(2*perPartition*len("value-0")), "topic", topic)
-	m.want(t, "shoal_fetch_bytes_total", atLeast(2*perPartition*len("value-0")), "topic", topic)
-	m.want(t, "shoal_partition_errors_total", eq(1), "api", "Produce", "error", "UNKNOWN_TOPIC_OR_PARTITION")
+	m.Want(t, "shoal_produce_bytes_total", promtest.AtLeast(2*perPartition*len("value-0")), "topic", topic)
+	m.Want(t, "shoal_fetch_bytes_total", promtest.AtLeast(2*perPartition*len("value-0")), "topic", topic)
+	m.Want(t, "shoal_partition_errors_total", promtest.Eq(1), "api", "Produce", "error", "UNKNOWN_TOPIC_OR_PARTITION")
 
 	// WAL and uploads.
-	m.want(t, "shoal_wal_commit_duration_seconds", atLeast(2*perPartition+3), "group", "0")
-	m.want(t, "shoal_wal_committed_bytes_total", atLeast(2*perPartition*len("value-0")), "group", "0")
-	m.want(t, "shoal_wal_pending_bytes", atLeast(1), "group", "0")
-	m.want(t, "shoal_wal_disk_bytes", atLeast(1), "group", "0")
-	m.want(t, "shoal_wal_tail_cache_hits_total", atLeast(1), "group", "0")
-	m.want(t, "shoal_wal_tail_cache_misses_total", eq(0), "group", "0")
-	m.want(t, "shoal_wal_tail_cache_bytes", atLeast(1), "group", "0")
-	m.want(t, "shoal_upload_lag_seconds", between(0.001, 60), "group", "0")
-	m.want(t, "shoal_uploads_total", eq(0))
-	m.want(t, "shoal_upload_bytes_total", eq(0))
+	m.Want(t, "shoal_wal_commit_duration_seconds", promtest.AtLeast(2*perPartition+3), "group", "0")
+	m.Want(t, "shoal_wal_committed_bytes_total", promtest.AtLeast(2*perPartition*len("value-0")), "group", "0")
+	m.Want(t, "shoal_wal_pending_bytes", promtest.AtLeast(1), "group", "0")
+	m.Want(t, "shoal_wal_disk_bytes", promtest.AtLeast(1), "group", "0")
+	m.Want(t, "shoal_wal_tail_cache_hits_total", promtest.AtLeast(1), "group", "0")
+	m.Want(t, "shoal_wal_tail_cache_misses_total", promtest.Eq(0), "group", "0")
+	m.Want(t, "shoal_wal_tail_cache_bytes", promtest.AtLeast(1), "group", "0")
+	m.Want(t, "shoal_upload_lag_seconds", promtest.Between(0.001, 60), "group", "0")
+	m.Want(t, "shoal_uploads_total", promtest.Eq(0))
+	m.Want(t, "shoal_upload_bytes_total", promtest.Eq(0))
 
 	// Raft: a single node leads both groups.
-	m.want(t, "shoal_raft_state", eq(2), "group", "metadata")
-	m.want(t, "shoal_raft_state", eq(2), "group", "wal-0")
-	m.want(t, "shoal_raft_term", atLeast(1), "group", "wal-0")
-	m.want(t, "shoal_raft_applied_index", atLeast(1), "group", "metadata")
-	m.want(t, "shoal_raft_term", atLeast(1), "group", "metadata")
-	m.want(t, "shoal_raft_last_index", atLeast(1), "group", "metadata")
-	applied := m.want(t, "shoal_raft_applied_index", atLeast(2*perPartition+3), "group", "wal-0")
-	m.want(t, "shoal_raft_last_index", atLeast(applied), "group", "wal-0")
+	m.Want(t, "shoal_raft_state", promtest.Eq(2), "group", "metadata")
+	m.Want(t, "shoal_raft_state", promtest.Eq(2), "group", "wal-0")
+	m.Want(t, "shoal_raft_term", promtest.AtLeast(1), "group", "wal-0")
+	m.Want(t, "shoal_raft_applied_index", promtest.AtLeast(1), "group", "metadata")
+	m.Want(t, "shoal_raft_term", promtest.AtLeast(1), "group", "metadata")
+	m.Want(t, "shoal_raft_last_index", promtest.AtLeast(1), "group", "metadata")
+	applied := m.Want(t, "shoal_raft_applied_index", promtest.AtLeast(2*perPartition+3), "group", "wal-0")
+	m.Want(t, "shoal_raft_last_index", promtest.AtLeast(applied), "group", "wal-0")
 
 	// Object store and block cache: present, nothing uploaded yet.
-	m.want(t, "shoal_object_requests_total", eq(0), "reason", "upload", "op", "put")
-	m.want(t, "shoal_object_bytes_total", eq(0), "reason", "fetch", "direction", "get")
-	m.want(t, "shoal_object_request_errors_total", eq(0), "reason", "gc")
+	m.Want(t, "shoal_object_requests_total", promtest.Eq(0), "reason", "upload", "op", "put")
+	m.Want(t, "shoal_object_bytes_total", promtest.Eq(0), "reason", "fetch", "direction", "get")
+	m.Want(t, "shoal_object_request_errors_total", promtest.Eq(0), "reason", "gc")
 	for _, name := range []string{"shoal_block_cache_hits_total", "shoal_block_cache_misses_total",
 		"shoal_block_cache_evictions_total", "shoal_block_cache_bytes", "shoal_block_cache_blocks"} {
-		m.want(t, name, eq(0))
+		m.Want(t, name, promtest.Eq(0))
 	}
 
 	// Groups: one stable group with one member; its lag is the end offset
 	// minus the committed offset, per partition.
-	m.want(t, "shoal_consumer_groups", eq(1), "state", "Stable")
-	m.want(t, "shoal_consumer_groups", eq(0), "state", "Empty")
-	m.want(t, "shoal_consumer_group_members", eq(1), "group", grp)
+	m.Want(t, "shoal_consumer_groups", promtest.Eq(1), "state", "Stable")
+	m.Want(t, "shoal_consumer_groups", promtest.Eq(0), "state", "Empty")
+	m.Want(t, "shoal_consumer_group_members", promtest.Eq(1), "group", grp)
 	adm := kadm.NewClient(newClient(t, b))
 	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
@@ -153,113 +148,10 @@ func TestMetrics(t *testing.T) {
 		if got := end.Offset - off.At; got != wantLag {
 			t.Fatalf("partition %d: end %d - committed %d = %d, want %d", p, end.Offset, off.At, got, wantLag)
 		}
-		m.want(t, "shoal_consumer_group_lag", eq(float64(wantLag)), "group", grp, "topic", topic, "partition", fmt.Sprint(p))
+		m.Want(t, "shoal_consumer_group_lag", promtest.Eq(float64(wantLag)), "group", grp, "topic", topic, "partition", fmt.Sprint(p))
 	}
 
 	// The Go and process collectors.
-	m.want(t, "go_goroutines", atLeast(1))
-	m.want(t, "process_open_fds", atLeast(1))
-}
-
-// metricFamilies is a parsed /metrics page.
-type metricFamilies map[string]*dto.MetricFamily
-
-// scrapeMetrics GETs /metrics from addr and parses it with the Prometheus
-// text parser.
-func scrapeMetrics(t *testing.T, addr string) metricFamilies {
-	t.Helper()
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatalf("get /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("get /metrics: %s, %v", resp.Status, err)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("parse /metrics: %v\n%s", err, body)
-	}
-	return fams
-}
-
-// want finds the sample of family name with the given labels (name, value
-// pairs; other labels may be present), checks its value and returns it.
-// The value of a histogram is its sample count.
-func (m metricFamilies) want(t *testing.T, name string, check func(float64) error, labels ...string) float64 {
-	t.Helper()
-	fam := m[name]
-	if fam == nil {
-		t.Fatalf("/metrics has no %s", name)
-	}
-	for _, s := range fam.Metric {
-		if !hasLabels(s, labels) {
-			continue
-		}
-		var v float64
-		switch {
-		case s.Counter != nil:
-			v = s.Counter.GetValue()
-		case s.Gauge != nil:
-			v = s.Gauge.GetValue()
-		case s.Histogram != nil:
-			v = float64(s.Histogram.GetSampleCount())
-			if v > 0 && s.Histogram.GetSampleSum() <= 0 {
-				t.Errorf("%s%v: %v samples summing to %v", name, labels, v, s.Histogram.GetSampleSum())
-			}
-		default:
-			t.Fatalf("%s has type %v", name, fam.GetType())
-		}
-		if err := check(v); err != nil {
-			t.Errorf("%s%v = %v: %v", name, labels, v, err)
-		}
-		return v
-	}
-	t.Fatalf("/metrics has no %s with labels %v", name, labels)
-	return 0
-}
-
-func hasLabels(s *dto.Metric, pairs []string) bool {
-	for i := 0; i+1 < len(pairs); i += 2 {
-		found := false
-		for _, l := range s.Label {
-			if l.GetName() == pairs[i] && l.GetValue() == pairs[i+1] {
-				found = true
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
-}
-
-func eq(want float64) func(float64) error {
-	return func(v float64) error {
-		if v != want {
-			return fmt.Errorf("want %v", want)
-		}
-		return nil
-	}
-}
-
-func atLeast[N int | float64](min N) func(float64) error {
-	return func(v float64) error {
-		if v < float64(min) {
-			return fmt.Errorf("want at least %v", min)
-		}
-		return nil
-	}
-}
-
-func between(lo, hi float64) func(float64) error {
-	return func(v float64) error {
-		if v < lo || v > hi {
-			return fmt.Errorf("want between %v and %v", lo, hi)
-		}
-		return nil
-	}
+	m.Want(t, "go_goroutines", promtest.AtLeast(1))
+	m.Want(t, "process_open_fds", promtest.AtLeast(1))
 }
