@@ -195,7 +195,11 @@ func (c *conn) readFrame(r io.Reader) ([]byte, error) {
 		}
 		return nil, err
 	}
-	size, err := protocol.FrameSize(sizeBuf, cfg.MaxRequestSize)
+	limit := cfg.MaxRequestSize
+	if c.auth.protocol.SASL() && !c.auth.authenticated() {
+		limit = min(limit, saslMaxReceiveSize) // refused before anything is allocated
+	}
+	size, err := protocol.FrameSize(sizeBuf, limit)
 	if err != nil {
 		return nil, err
 	}

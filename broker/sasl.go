@@ -347,10 +347,7 @@ func (c *conn) authGate(frame []byte) gate {
 		return gateDispatch // not a request header: ParseRequest refuses it
 	}
 	key := int16(binary.BigEndian.Uint16(frame))
-	ok, why := c.auth.permits(key, time.Now())
-	if ok && len(frame) > saslMaxReceiveSize && !c.auth.authenticated() {
-		ok, why = false, fmt.Sprintf("frame of %d bytes before SASL authentication", len(frame))
-	}
+	ok, why := c.auth.permits(key, time.Now()) // readFrame capped the size before authentication
 	if !ok {
 		c.b.budget.release(int64(len(frame)))
 		c.refuse(key, why)

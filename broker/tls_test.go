@@ -203,6 +203,14 @@ func TestSASLListener(t *testing.T) {
 	c.send(kmsg.NewPtrMetadataRequest())
 	c.expectClosed()
 
+	// A frame above 512 KiB before authentication is refused from its size
+	// alone: the connection closes without the body being sent.
+	c = dial()
+	if _, err := c.nc.Write([]byte{0, 0x10, 0, 0}); err != nil { // 1 MiB
+		t.Fatal(err)
+	}
+	c.expectClosed()
+
 	// PLAIN over SaslAuthenticate; the session lifetime comes back.
 	c = dial()
 	if resp := saslHandshake(c, 1, mechPlain); resp.ErrorCode != 0 || len(resp.SupportedMechanisms) != 3 {
