@@ -66,6 +66,12 @@ type Group struct {
 	transport raft.Transport
 }
 
+// logCacheEntries is how many of the newest log entries each group keeps
+// in memory besides its log store (raft.LogCache). Replication reads them
+// right after they are stored. At the WAL's 256 KiB entries that is up to
+// 16 MiB per group, mostly the same bytes the WAL's tail cache references.
+const logCacheEntries = 64
+
 // DefaultRaftConfig returns raft settings tuned for brokers on one LAN.
 func DefaultRaftConfig(nodeID string) *raft.Config {
 	c := raft.DefaultConfig()
@@ -100,6 +106,14 @@ func Open(cfg Config, fsm raft.FSM) (*Group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raftgroup %s: open log store %s: %w", cfg.Name, cfg.Dir, err)
 	}
+	// The leader reads every entry back to send it to its followers, right
+	// after storing it: a small cache of the newest entries saves a bolt
+	// read and a msgpack decode per entry and follower.
+	logs, err := raft.NewLogCache(logCacheEntries, bolt)
+	if err != nil {
+		bolt.Close()
+		return nil, fmt.Errorf("raftgroup %s: log cache: %w", cfg.Name, err)
+	}
 	retain := cfg.SnapshotRetain
 	if retain <= 0 {
 		retain = 2
@@ -122,13 +136,13 @@ func Open(cfg Config, fsm raft.FSM) (*Group, error) {
 	if cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = cfg.SnapshotThreshold
 	}
-	g := &Group{Logs: bolt, bolt: bolt, transport: transport}
+	g := &Group{Logs: logs, bolt: bolt, transport: transport}
 	existing, err := raft.HasExistingState(bolt, bolt, snaps)
 	if err != nil {
 		g.closeStores()
 		return nil, fmt.Errorf("raftgroup %s: inspect state: %w", cfg.Name, err)
 	}
-	r, err := raft.NewRaft(rc, fsm, bolt, bolt, snaps, transport)
+	r, err := raft.NewRaft(rc, fsm, logs, bolt, snaps, transport)
 	if err != nil {
 		g.closeStores()
 		return nil, fmt.Errorf("raftgroup %s: start raft: %w", cfg.Name, err)
