@@ -15,10 +15,11 @@ import (
 // BenchmarkCluster measures 3 shoald brokers on one machine, with the
 // shape of BenchmarkProduceConsume (1 KiB uncompressed records, acks=all,
 // idempotent producers, 8 partitions spread over the 3 WAL groups, a
-// consumer tailing the topic): (a) an offered load of 50 MB/s and (b)
-// unthrottled producers, each for SHOAL_BENCH_SECONDS (default 10),
-// reporting produce MB/s, produce-ack p50/p99/p99.9 and end-to-end
-// p50/p99; then (c) failover: under the 50 MB/s offered load the broker
+// consumer tailing the topic): (a) an offered load of 50 MB/s
+// (SHOAL_BENCH_OFFERED_MBS) and (b) unthrottled producers, each for
+// SHOAL_BENCH_SECONDS (default 10), reporting produce MB/s, produce-ack
+// p50/p99/p99.9, end-to-end p50/p99 and the brokers' CPU time per MB
+// produced; then (c) failover: under the 50 MB/s offered load the broker
 // leading the most partitions is killed with SIGKILL, and failover-ms is
 // the time from the kill until a new client's acks=all write has succeeded
 // on every partition (the slowest partition).
@@ -33,7 +34,7 @@ func BenchmarkCluster(b *testing.B) {
 			kgo.ProducerLinger(0), kgo.MaxBufferedRecords(4000), kgo.ProducerBatchMaxBytes(1<<20),
 			kgo.ProducerBatchCompression(kgo.NoCompression()))
 	}
-	run := &benchRun{}
+	run := &benchRun{brokers: c.Brokers}
 	ctx, cancel := context.WithCancel(b.Context())
 	defer cancel()
 	consumer := c.Client(b, kgo.ConsumeTopics("bench"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -49,7 +50,7 @@ func BenchmarkCluster(b *testing.B) {
 		runPhase(ctx, run, producers, value, 0, min(dur, 2*time.Second)) // warm-up
 		run.settle(b)
 
-		fixed := runPhase(ctx, run, producers, value, benchOfferedMBs, dur)
+		fixed := runPhase(ctx, run, producers, value, benchOffered(b), dur)
 		report(b, "fixed", run, fixed)
 		run.settle(b)
 

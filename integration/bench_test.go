@@ -21,7 +21,7 @@ const (
 	benchRecordSize = 1024
 	benchPartitions = 8
 	benchProducers  = 4       // kgo clients: each has 5 produce requests in flight at most
-	benchOfferedMBs = 50.0    // phase (a) offered load, MB/s (10^6 bytes)
+	benchOfferedMBs = 50.0    // phase (a) offered load, MB/s (10^6 bytes); SHOAL_BENCH_OFFERED_MBS overrides it
 	benchMB         = 1000000 // bytes per reported MB
 )
 
@@ -37,6 +37,21 @@ func benchSeconds(b *testing.B) time.Duration {
 		b.Fatalf("SHOAL_BENCH_SECONDS=%q: want a positive number of seconds", s)
 	}
 	return time.Duration(f * float64(time.Second))
+}
+
+// benchOffered is the fixed phase's offered load in MB/s: benchOfferedMBs
+// unless SHOAL_BENCH_OFFERED_MBS says otherwise (to see how latency and
+// broker CPU change with the load).
+func benchOffered(b *testing.B) float64 {
+	s := os.Getenv("SHOAL_BENCH_OFFERED_MBS")
+	if s == "" {
+		return benchOfferedMBs
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f <= 0 {
+		b.Fatalf("SHOAL_BENCH_OFFERED_MBS=%q: want a positive number of MB/s", s)
+	}
+	return f
 }
 
 // latencies collects samples in milliseconds.
@@ -79,6 +94,16 @@ type benchRun struct {
 	acked, bytes atomic.Int64
 	failed       atomic.Int64
 	consumed     atomic.Int64
+	brokers      []*Broker // whose CPU time each phase reports
+}
+
+// brokerCPU is the CPU time the run's brokers have used so far.
+func (r *benchRun) brokerCPU() time.Duration {
+	var sum time.Duration
+	for _, br := range r.brokers {
+		sum += br.CPUTime()
+	}
+	return sum
 }
 
 // settle waits until the consumer has read every acknowledged record, so
@@ -95,11 +120,11 @@ func (r *benchRun) settle(b *testing.B) {
 }
 
 // BenchmarkProduceConsume measures a single shoald: (a) a fixed offered
-// load of 50 MB/s and (b) unthrottled producers, each for
-// SHOAL_BENCH_SECONDS (default 10), with a consumer tailing the topic. It
-// reports produce MB/s, records/s, produce-ack latency p50/p99/p99.9 (from
-// the Produce call to its promise) and end-to-end latency p50/p99 (record
-// timestamp to consume).
+// load of 50 MB/s (SHOAL_BENCH_OFFERED_MBS) and (b) unthrottled producers,
+// each for SHOAL_BENCH_SECONDS (default 10), with a consumer tailing the
+// topic. It reports produce MB/s, records/s, produce-ack latency
+// p50/p99/p99.9 (from the Produce call to its promise), end-to-end latency
+// p50/p99 (record timestamp to consume) and the broker's CPU time per MB.
 func BenchmarkProduceConsume(b *testing.B) {
 	dur := benchSeconds(b)
 	br := StartBroker(b, WithArgs("--log-level", "warn"))
@@ -111,7 +136,7 @@ func BenchmarkProduceConsume(b *testing.B) {
 			// Uncompressed, so MB/s is what the WAL carries.
 			kgo.ProducerBatchCompression(kgo.NoCompression()))
 	}
-	run := &benchRun{}
+	run := &benchRun{brokers: []*Broker{br}}
 	ctx, cancel := context.WithCancel(b.Context())
 	defer cancel()
 	consumerDone := startBenchConsumer(b, br, run, ctx)
@@ -126,7 +151,7 @@ func BenchmarkProduceConsume(b *testing.B) {
 		runPhase(ctx, run, producers, value, 0, min(dur, 2*time.Second))
 		run.settle(b)
 
-		fixed := runPhase(ctx, run, producers, value, benchOfferedMBs, dur)
+		fixed := runPhase(ctx, run, producers, value, benchOffered(b), dur)
 		report(b, "fixed", run, fixed)
 		run.settle(b)
 
@@ -141,12 +166,14 @@ type phaseResult struct {
 	records int64
 	bytes   int64
 	failed  int64
+	cpu     time.Duration // CPU time the brokers used during the phase
 }
 
 // runPhase produces for dur at offeredMBs (0: as fast as the producers
 // take records) and waits for every record's acknowledgement.
 func runPhase(ctx context.Context, run *benchRun, producers []*kgo.Client, value []byte, offeredMBs float64, dur time.Duration) phaseResult {
 	acked0, bytes0, failed0 := run.acked.Load(), run.bytes.Load(), run.failed.Load()
+	cpu0 := run.brokerCPU()
 	start := time.Now()
 	deadline := start.Add(dur)
 	promise := func(r *kgo.Record, err error) {
@@ -202,6 +229,7 @@ func runPhase(ctx context.Context, run *benchRun, producers []*kgo.Client, value
 		records: run.acked.Load() - acked0,
 		bytes:   run.bytes.Load() - bytes0,
 		failed:  run.failed.Load() - failed0,
+		cpu:     run.brokerCPU() - cpu0,
 	}
 }
 
@@ -229,6 +257,12 @@ func report(b *testing.B, phase string, run *benchRun, r phaseResult) {
 	b.ReportMetric(ack[2], phase+"-ack-p99.9-ms")
 	b.ReportMetric(e2e[0], phase+"-e2e-p50-ms")
 	b.ReportMetric(e2e[1], phase+"-e2e-p99-ms")
-	fmt.Fprintf(os.Stderr, "%-5s %6.1f MB/s %8.0f records/s  ack p50 %.2f p99 %.2f p99.9 %.2f ms  e2e p50 %.2f p99 %.2f ms  (%d records in %.1fs, %d failed)\n",
-		phase, mbs, recs, ack[0], ack[1], ack[2], e2e[0], e2e[1], r.records, secs, r.failed)
+	cores := r.cpu.Seconds() / secs
+	cpuPerMB := 0.0
+	if r.bytes > 0 {
+		cpuPerMB = float64(r.cpu.Milliseconds()) / (float64(r.bytes) / benchMB)
+	}
+	b.ReportMetric(cpuPerMB, phase+"-broker-cpu-ms/MB")
+	fmt.Fprintf(os.Stderr, "%-5s %6.1f MB/s %8.0f records/s  ack p50 %.2f p99 %.2f p99.9 %.2f ms  e2e p50 %.2f p99 %.2f ms  brokers %.2f cores, %.1f ms CPU/MB  (%d records in %.1fs, %d failed)\n",
+		phase, mbs, recs, ack[0], ack[1], ack[2], e2e[0], e2e[1], cores, cpuPerMB, r.records, secs, r.failed)
 }
