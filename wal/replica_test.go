@@ -15,14 +15,18 @@ import (
 
 // replica is one member of an in-process WAL group.
 type replica struct {
-	id  string
-	dir string
-	mux *raftgroup.Mux
-	g   *Group
+	id     string
+	dir    string
+	mux    *raftgroup.Mux
+	noSync bool // raftgroup.Config.NoSync
+	g      *Group
 }
 
 // openReplicas starts a 3-replica WAL group in-process and returns its members.
-func openReplicas(t *testing.T) []*replica {
+func openReplicas(t testing.TB) []*replica { return openReplicasSync(t, true) }
+
+// openReplicasSync is openReplicas with the log store's fsync on or off.
+func openReplicasSync(t testing.TB, fsync bool) []*replica {
 	t.Helper()
 	var rs []*replica
 	var peers []raftgroup.Peer
@@ -31,7 +35,7 @@ func openReplicas(t *testing.T) []*replica {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := &replica{id: fmt.Sprint(i), dir: t.TempDir(), mux: m}
+		r := &replica{id: fmt.Sprint(i), dir: t.TempDir(), mux: m, noSync: !fsync}
 		rs = append(rs, r)
 		peers = append(peers, raftgroup.Peer{ID: r.id, Address: m.Addr().String()})
 	}
@@ -64,10 +68,10 @@ func openReplicas(t *testing.T) []*replica {
 func (r *replica) open(peers []raftgroup.Peer) (*Group, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	return Open(ctx, Config{Raft: raftgroup.Config{Name: "wal-0", Dir: r.dir, NodeID: r.id, Mux: r.mux, Peers: peers, Logger: quiet}})
+	return Open(ctx, Config{Raft: raftgroup.Config{Name: "wal-0", Dir: r.dir, NodeID: r.id, Mux: r.mux, Peers: peers, Logger: quiet, NoSync: r.noSync}})
 }
 
-func leaderOf(t *testing.T, rs []*replica) *replica {
+func leaderOf(t testing.TB, rs []*replica) *replica {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
